@@ -1,0 +1,334 @@
+"""Categorical cross-entropy on logits and on probabilities.
+
+Shapes: ``logits`` and ``probabilities`` are ``(N, C)``; targets are either
+class indices ``labels`` of shape ``(N,)`` or ``target_probabilities`` of shape
+``(N, C)``; ``class_weights`` is ``(C,)``.
+
+Every variant is written as ``ℓ_n = Σ_c a_{n,c}·(-log p_{n,c})`` with per-class
+coefficients ``a`` that carry the options exactly as PyTorch's
+``F.cross_entropy`` defines them:
+
+- labels ``y``: ``a_{n,c} = (1 - ε)·w_{y_n}·[c = y_n] + ε/C·w_c``, and rows whose
+  label equals ``ignore_index`` have ``a = 0``;
+- target probabilities ``t``: ``a_{n,c} = w_c·((1 - ε)·t_{n,c} + ε/C)``.
+
+``mean`` divides by ``Σ_n w_{y_n}`` over rows not ignored (labels) or by ``N``
+(target probabilities); when that divisor is 0 the loss is 0 with zero
+derivatives, where PyTorch returns NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from service.core._result import (
+    Array,
+    LossResult,
+    Reduction,
+    as_float_array,
+    check_label_smoothing,
+    check_reduction,
+    reduce_losses,
+    reduction_scale,
+)
+from service.core.binary import LOG_FLOOR, RECIPROCAL_CAP
+from service.core.softmax import shift_logits
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Targets:
+    """The coefficients of one call, sparse for plain labels, dense otherwise.
+
+    With plain labels (no label smoothing) only ``a_{n, y_n} = row_weight_n`` is
+    non-zero, and ``coefficients`` is ``None``.
+    """
+
+    n: int
+    c: int
+    labels: IntArray | None  # safe to index with: ignored rows point at class 0
+    row_weight: Array  # Σ_c a_{n,c}
+    coefficients: Array | None
+    divisor: float
+
+
+def _prepare(
+    inputs: npt.ArrayLike,
+    input_name: str,
+    labels: npt.ArrayLike | None,
+    target_probabilities: npt.ArrayLike | None,
+    class_weights: npt.ArrayLike | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+) -> tuple[Array, _Targets]:
+    x = as_float_array(inputs, input_name, 2)
+    n, c = x.shape
+    if c == 0:
+        raise ValueError(f"{input_name} must have at least one class (C >= 1)")
+    eps = check_label_smoothing(label_smoothing, upper_inclusive=True)
+    weights = None
+    if class_weights is not None:
+        weights = as_float_array(class_weights, "class_weights", 1)
+        if weights.shape[0] != c:
+            raise ValueError(
+                f"class_weights has {weights.shape[0]} entries but {input_name} has {c} classes"
+            )
+
+    if (labels is None) == (target_probabilities is None):
+        raise ValueError("give exactly one of labels or target_probabilities")
+    if labels is not None:
+        return x, _label_coefficients(x, input_name, labels, weights, ignore_index, eps)
+    if ignore_index is not None:
+        raise ValueError("ignore_index applies to labels only, not to target_probabilities")
+    assert target_probabilities is not None
+    return x, _probability_coefficients(x, input_name, target_probabilities, weights, eps)
+
+
+def _label_coefficients(
+    x: Array,
+    input_name: str,
+    labels: npt.ArrayLike,
+    weights: Array | None,
+    ignore_index: int | None,
+    eps: float,
+) -> _Targets:
+    n, c = x.shape
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},) to match {input_name}; got {y.shape}")
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels must be integers; got dtype {y.dtype}")
+    y = y.astype(np.int64, copy=False)
+
+    ignored = None if ignore_index is None else y == int(ignore_index)
+    out_of_range = (y < 0) | (y >= c)
+    if ignored is not None:
+        out_of_range &= ~ignored
+    if out_of_range.any():
+        first = int(np.argmax(out_of_range))
+        raise ValueError(f"labels[{first}] = {int(y[first])} is outside [0, {c})")
+    if ignored is not None and ignored.any():
+        y = np.where(ignored, 0, y)
+
+    label_weight = np.ones(n) if weights is None else weights[y]
+    if ignored is not None:
+        label_weight[ignored] = 0.0
+    divisor = float(label_weight.sum())
+
+    if eps == 0.0:
+        return _Targets(n, c, y, label_weight, None, divisor)
+
+    # a = ε/C·w_c on every class, plus (1 - ε)·w_y on the label.
+    class_w = np.ones(c) if weights is None else weights
+    coefficients = np.empty((n, c))
+    coefficients[...] = (eps / c) * class_w
+    if ignored is not None:
+        coefficients[ignored] = 0.0
+    coefficients[np.arange(n), y] += (1.0 - eps) * label_weight
+    return _Targets(n, c, y, coefficients.sum(axis=1), coefficients, divisor)
+
+
+def _probability_coefficients(
+    x: Array,
+    input_name: str,
+    target_probabilities: npt.ArrayLike,
+    weights: Array | None,
+    eps: float,
+) -> _Targets:
+    n, c = x.shape
+    t = as_float_array(target_probabilities, "target_probabilities", 2)
+    if t.shape != x.shape:
+        raise ValueError(
+            f"target_probabilities has shape {t.shape} but {input_name} has {x.shape}"
+        )
+    coefficients = t * (1.0 - eps) if eps else t.copy()
+    if eps:
+        coefficients += eps / c
+    if weights is not None:
+        coefficients *= weights
+    return _Targets(n, c, None, coefficients.sum(axis=1), coefficients, float(n))
+
+
+def cross_entropy_with_logits(
+    logits: npt.ArrayLike,
+    *,
+    labels: npt.ArrayLike | None = None,
+    target_probabilities: npt.ArrayLike | None = None,
+    class_weights: npt.ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    hessian: bool = False,
+) -> LossResult:
+    r"""Softmax cross-entropy of ``logits``, with its gradient and Hessian diagonal.
+
+    .. math::
+        ℓ_n &= \sum_c a_{n,c}\,(\operatorname{lse}(z_n) - z_{n,c}) \\
+        ∂ℓ_n/∂z_{n,c} &= p_{n,c} \sum_k a_{n,k} - a_{n,c} \\
+        ∂²ℓ_n/∂z_{n,c}² &= p_{n,c}\,(1 - p_{n,c}) \sum_k a_{n,k}
+
+    where ``p = softmax(z)``; for one-hot targets the gradient is ``p - t``.
+
+    Parameters
+    ----------
+    logits : array_like of shape (N, C)
+    labels : array_like of int, shape (N,), optional
+        Class indices in [0, C), or ``ignore_index``.
+    target_probabilities : array_like of shape (N, C), optional
+        Give exactly one of ``labels`` and ``target_probabilities``.
+    class_weights : array_like of shape (C,), optional
+    ignore_index : int, optional
+        Rows whose label equals it have loss, gradient and Hessian 0.  Labels
+        only; by default no label is ignored.
+    label_smoothing : float in [0, 1]
+    reduction : {"mean", "sum", "none"}
+    hessian : bool
+
+    Returns
+    -------
+    LossResult
+        ``gradient`` and ``hessian`` have shape (N, C); ``clamped`` is 0.
+
+    Examples
+    --------
+    >>> r = cross_entropy_with_logits([[0.0, 0.0]], labels=[1], reduction="sum")
+    >>> round(r.loss, 12), r.gradient.tolist()
+    (0.69314718056, [[0.5, -0.5]])
+    """
+    reduction = check_reduction(reduction)
+    z, targets = _prepare(
+        logits, "logits", labels, target_probabilities, class_weights, ignore_index,
+        label_smoothing,
+    )
+    n = targets.n
+    if n == 0:
+        return _empty(targets, reduction, hessian)
+    pieces = shift_logits(z)
+    rows = np.arange(n)
+
+    # -log p_{n,c} = lse_n - z_{n,c} = log1p(rest_n) - shifted_{n,c} - error_{n,c},
+    # a sum of non-negative terms (shifted <= 0) with the rounding of z - max undone.
+    if targets.coefficients is None:
+        assert targets.labels is not None
+        y = targets.labels
+        losses = pieces.log1p_rest - pieces.shifted[rows, y]
+        losses -= pieces.error[rows, y]
+        losses *= targets.row_weight
+    else:
+        neg_log_p = pieces.shifted
+        neg_log_p += pieces.error
+        np.subtract(pieces.log1p_rest[:, None], neg_log_p, out=neg_log_p)
+        neg_log_p *= targets.coefficients
+        losses = neg_log_p.sum(axis=1)
+
+    probabilities = pieces.exp_shifted
+    probabilities /= (1.0 + pieces.rest)[:, None]
+    hess = None
+    if hessian:
+        hess = np.subtract(1.0, probabilities)
+        hess *= probabilities
+        hess *= targets.row_weight[:, None]
+
+    gradient = probabilities
+    gradient *= targets.row_weight[:, None]
+    if targets.coefficients is None:
+        gradient[rows, targets.labels] -= targets.row_weight
+    else:
+        gradient -= targets.coefficients
+    return _finish(losses, gradient, hess, 0, targets, reduction)
+
+
+def cross_entropy(
+    probabilities: npt.ArrayLike,
+    *,
+    labels: npt.ArrayLike | None = None,
+    target_probabilities: npt.ArrayLike | None = None,
+    class_weights: npt.ArrayLike | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    hessian: bool = False,
+) -> LossResult:
+    r"""Cross-entropy of given class probabilities, each ``p_{n,c}`` an independent input.
+
+    .. math::
+        ℓ_n = -\sum_c a_{n,c} \log p_{n,c},\qquad
+        ∂ℓ_n/∂p_{n,c} = -a_{n,c}/p_{n,c},\qquad
+        ∂²ℓ_n/∂p_{n,c}² = a_{n,c}/p_{n,c}²
+
+    The boundary policy is that of
+    :func:`service.core.binary.binary_cross_entropy`: ``log p`` clamped at -100,
+    ``1/p`` capped at 1e12 and ``1/p²`` at 1e24, and terms with ``a = 0``
+    contribute exactly 0.  ``clamped`` counts the ``(n, c)`` entries with
+    ``a ≠ 0`` that a clamp or cap changed.
+
+    Parameters are those of :func:`cross_entropy_with_logits`, with
+    ``probabilities`` of shape (N, C) in place of ``logits``.
+
+    Examples
+    --------
+    >>> r = cross_entropy([[0.25, 0.75]], labels=[1], reduction="none")
+    >>> r.losses.tolist(), r.gradient.tolist()
+    ([0.2876820724517809], [[0.0, -1.3333333333333333]])
+    """
+    reduction = check_reduction(reduction)
+    p, targets = _prepare(
+        probabilities, "probabilities", labels, target_probabilities, class_weights,
+        ignore_index, label_smoothing,
+    )
+    if targets.n == 0:
+        return _empty(targets, reduction, hessian)
+    coefficients = targets.coefficients
+    if coefficients is None:
+        coefficients = np.zeros(p.shape)
+        coefficients[np.arange(targets.n), targets.labels] = targets.row_weight
+
+    with np.errstate(divide="ignore"):
+        log_p = np.log(p)
+        inverse = np.reciprocal(p)
+    np.maximum(log_p, LOG_FLOOR, out=log_p)
+    log_p *= coefficients
+    # 0 - x rather than -x, so that a zero loss or gradient is +0.0, not -0.0.
+    losses = np.subtract(0.0, log_p.sum(axis=1))
+
+    active = coefficients != 0.0
+    clamped = int(np.count_nonzero(active & (inverse > RECIPROCAL_CAP)))
+    np.minimum(inverse, RECIPROCAL_CAP, out=inverse)
+
+    hess = None
+    if hessian:
+        hess = np.square(inverse)
+        hess *= coefficients
+    gradient = inverse
+    gradient *= coefficients
+    np.subtract(0.0, gradient, out=gradient)
+    return _finish(losses, gradient, hess, clamped, targets, reduction)
+
+
+def _empty(targets: _Targets, reduction: Reduction, hessian: bool) -> LossResult:
+    shape = (0, targets.c)
+    return _finish(
+        np.zeros(0), np.zeros(shape), np.zeros(shape) if hessian else None, 0,
+        targets, reduction,
+    )
+
+
+def _finish(
+    losses: Array,
+    gradient: Array,
+    hess: Array | None,
+    clamped: int,
+    targets: _Targets,
+    reduction: Reduction,
+) -> LossResult:
+    scale = reduction_scale(reduction, targets.divisor)
+    if scale != 1.0:
+        gradient *= scale
+        if hess is not None:
+            hess *= scale
+    loss = reduce_losses(losses, reduction, targets.divisor)
+    return LossResult(loss, losses, gradient, hess, clamped)

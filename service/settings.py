@@ -1,0 +1,52 @@
+"""Service settings, read from ``LOSSGRAD_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is ``LOSSGRAD_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOSSGRAD_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "json"
+
+    max_body_bytes: int = Field(default=64 * MIB, ge=1024)
+    max_elements: int = Field(default=10_000_000, ge=1)
+    max_classes: int = Field(default=100_000, ge=1)
+    max_in_flight: int = Field(default=64, ge=1)
+    offload_min_elements: int = Field(
+        default=20_000,
+        ge=0,
+        description="Requests with at least this many elements run off the event loop.",
+    )
+    graceful_timeout: float = Field(default=30.0, gt=0)
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_comma_separated(cls, value: object) -> object:
+        # Environment variables hold one string: "key-a,key-b".
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()
