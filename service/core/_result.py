@@ -53,7 +53,7 @@ def check_reduction(reduction: str) -> Reduction:
         raise ValueError(
             f"reduction must be one of {', '.join(REDUCTIONS)}; got {reduction!r}"
         )
-    return reduction  # type: ignore[return-value]
+    return reduction
 
 
 def reduction_scale(reduction: Reduction, divisor: float) -> float:
@@ -81,7 +81,9 @@ def as_float_array(values: npt.ArrayLike, name: str, ndim: int) -> Array:
     """Convert ``values`` to a C-contiguous float64 array of ``ndim`` dimensions."""
     array = np.ascontiguousarray(values, dtype=np.float64)
     if array.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s); got shape {array.shape}")
+        raise ValueError(
+            f"{name} must have {ndim} dimension(s); got shape {array.shape}"
+        )
     return array
 
 

@@ -41,6 +41,9 @@ LOG_FLOOR = -100.0
 RECIPROCAL_CAP = 1e12
 
 
+_Chunk = tuple[slice, Array, Array, Array | float | None, Array | None]
+
+
 class _Inputs:
     """Validated, broadcast-ready arrays of one binary cross-entropy call."""
 
@@ -63,14 +66,16 @@ class _Inputs:
             )
         self.w = None if weights is None else as_float_array(weights, "weights", 1)
         if self.w is not None and self.w.shape[0] != n:
-            raise ValueError(f"weights has {self.w.shape[0]} elements but {input_name} has {n}")
+            raise ValueError(
+                f"weights has {self.w.shape[0]} elements but {input_name} has {n}"
+            )
         self.pw = _pos_weight(pos_weight, n, input_name)
         self.reduction = check_reduction(reduction)
         self.eps = check_label_smoothing(label_smoothing, upper_inclusive=False)
         self.n = n
         self.scale = reduction_scale(self.reduction, float(n))
 
-    def chunks(self) -> Iterator[tuple[slice, Array, Array, Array | float | None, Array | None]]:
+    def chunks(self) -> Iterator[_Chunk]:
         """Yield ``(slice, x, t, pw, w)`` chunk by chunk, with smoothed targets."""
         smoothed = np.empty(min(CHUNK, self.n))
         for start in range(0, self.n, CHUNK):
@@ -127,7 +132,7 @@ def binary_cross_entropy_with_logits(
     r"""Binary cross-entropy of ``σ(logits)``, with its gradient and Hessian.
 
     .. math::
-        ℓ &= w\,[pw·t·\operatorname{softplus}(-z) + (1 - t)·\operatorname{softplus}(z)] \\
+        ℓ &= w\,[pw·t·\mathrm{softplus}(-z) + (1 - t)·\mathrm{softplus}(z)] \\
         ∂ℓ/∂z &= w\,[(1 - t)·σ(z) - pw·t·σ(-z)] \\
         ∂²ℓ/∂z² &= w\,(pw·t + 1 - t)·σ(z)\,σ(-z)
 
@@ -155,7 +160,9 @@ def binary_cross_entropy_with_logits(
     >>> r.losses.tolist(), r.gradient.tolist()
     ([0.6931471805599453, 4.248354255291589e-18], [-0.5, -4.248354255291589e-18])
     """
-    args = _Inputs(logits, "logits", targets, weights, pos_weight, label_smoothing, reduction)
+    args = _Inputs(
+        logits, "logits", targets, weights, pos_weight, label_smoothing, reduction
+    )
     losses = np.empty(args.n)
     gradient = np.empty(args.n)
     hess = np.empty(args.n) if hessian else None
@@ -285,7 +292,13 @@ def binary_cross_entropy(
     ([0.0, 0.0], [1.0, -1.0], 0)
     """
     args = _Inputs(
-        probabilities, "probabilities", targets, weights, pos_weight, label_smoothing, reduction
+        probabilities,
+        "probabilities",
+        targets,
+        weights,
+        pos_weight,
+        label_smoothing,
+        reduction,
     )
     losses = np.empty(args.n)
     gradient = np.empty(args.n)

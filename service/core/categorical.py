@@ -66,7 +66,7 @@ def _prepare(
     label_smoothing: float,
 ) -> tuple[Array, _Targets]:
     x = as_float_array(inputs, input_name, 2)
-    n, c = x.shape
+    c = x.shape[1]
     if c == 0:
         raise ValueError(f"{input_name} must have at least one class (C >= 1)")
     eps = check_label_smoothing(label_smoothing, upper_inclusive=True)
@@ -75,7 +75,8 @@ def _prepare(
         weights = as_float_array(class_weights, "class_weights", 1)
         if weights.shape[0] != c:
             raise ValueError(
-                f"class_weights has {weights.shape[0]} entries but {input_name} has {c} classes"
+                f"class_weights has {weights.shape[0]} entries "
+                f"but {input_name} has {c} classes"
             )
 
     if (labels is None) == (target_probabilities is None):
@@ -83,9 +84,13 @@ def _prepare(
     if labels is not None:
         return x, _label_coefficients(x, input_name, labels, weights, ignore_index, eps)
     if ignore_index is not None:
-        raise ValueError("ignore_index applies to labels only, not to target_probabilities")
+        raise ValueError(
+            "ignore_index applies to labels only, not to target_probabilities"
+        )
     assert target_probabilities is not None
-    return x, _probability_coefficients(x, input_name, target_probabilities, weights, eps)
+    return x, _probability_coefficients(
+        x, input_name, target_probabilities, weights, eps
+    )
 
 
 def _label_coefficients(
@@ -99,7 +104,9 @@ def _label_coefficients(
     n, c = x.shape
     y = np.asarray(labels)
     if y.ndim != 1 or y.shape[0] != n:
-        raise ValueError(f"labels must have shape ({n},) to match {input_name}; got {y.shape}")
+        raise ValueError(
+            f"labels must have shape ({n},) to match {input_name}; got {y.shape}"
+        )
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(f"labels must be integers; got dtype {y.dtype}")
     y = y.astype(np.int64, copy=False)
@@ -201,7 +208,12 @@ def cross_entropy_with_logits(
     """
     reduction = check_reduction(reduction)
     z, targets = _prepare(
-        logits, "logits", labels, target_probabilities, class_weights, ignore_index,
+        logits,
+        "logits",
+        labels,
+        target_probabilities,
+        class_weights,
+        ignore_index,
         label_smoothing,
     )
     n = targets.n
@@ -253,7 +265,7 @@ def cross_entropy(
     reduction: Reduction = "mean",
     hessian: bool = False,
 ) -> LossResult:
-    r"""Cross-entropy of given class probabilities, each ``p_{n,c}`` an independent input.
+    r"""Cross-entropy of class probabilities, each ``p_{n,c}`` an independent input.
 
     .. math::
         ℓ_n = -\sum_c a_{n,c} \log p_{n,c},\qquad
@@ -277,8 +289,13 @@ def cross_entropy(
     """
     reduction = check_reduction(reduction)
     p, targets = _prepare(
-        probabilities, "probabilities", labels, target_probabilities, class_weights,
-        ignore_index, label_smoothing,
+        probabilities,
+        "probabilities",
+        labels,
+        target_probabilities,
+        class_weights,
+        ignore_index,
+        label_smoothing,
     )
     if targets.n == 0:
         return _empty(targets, reduction, hessian)
@@ -312,8 +329,12 @@ def cross_entropy(
 def _empty(targets: _Targets, reduction: Reduction, hessian: bool) -> LossResult:
     shape = (0, targets.c)
     return _finish(
-        np.zeros(0), np.zeros(shape), np.zeros(shape) if hessian else None, 0,
-        targets, reduction,
+        np.zeros(0),
+        np.zeros(shape),
+        np.zeros(shape) if hessian else None,
+        0,
+        targets,
+        reduction,
     )
 
 

@@ -49,7 +49,8 @@ def _second_derivative_from(x: Array, derivative: Array) -> Array:
     second = np.multiply(x, 0.5)
     np.tanh(second, out=second)
     second *= derivative
-    return np.subtract(0.0, second, out=second)  # σ''(0) = +0.0, not -0.0
+    np.subtract(0.0, second, out=second)  # σ''(0) = +0.0, not -0.0
+    return second
 
 
 def sigmoid(x: npt.ArrayLike) -> Array:
@@ -74,13 +75,13 @@ def log_sigmoid(x: npt.ArrayLike) -> Array:
     e = np.copysign(x, -1.0)
     np.exp(e, out=e)
     np.log1p(e, out=e)
-    value = np.minimum(x, 0.0)
+    value: Array = np.minimum(x, 0.0)
     value -= e
     return value
 
 
 def sigmoid_derivative(x: npt.ArrayLike) -> Array:
-    r"""First derivative :math:`σ'(x) = σ(x)\,(1 - σ(x))`, accurate for large ``|x|``."""
+    r"""First derivative :math:`σ'(x) = σ(x)\,(1 - σ(x))`, exact for large ``|x|``."""
     q, _ = _q_and_sign(np.asarray(x, dtype=np.float64))
     return _derivative_from(q)
 
@@ -92,7 +93,9 @@ def sigmoid_second_derivative(x: npt.ArrayLike) -> Array:
     return _second_derivative_from(x, _derivative_from(q))
 
 
-def sigmoid_family(x: npt.ArrayLike, order: int) -> tuple[Array, Array | None, Array | None]:
+def sigmoid_family(
+    x: npt.ArrayLike, order: int
+) -> tuple[Array, Array | None, Array | None]:
     """Return σ(x) and, up to ``order`` (0, 1 or 2), its derivatives, from one exp.
 
     Returns

@@ -50,7 +50,7 @@ class ShiftedLogits:
 
 def shift_logits(logits: Array) -> ShiftedLogits:
     """Compute the compensated log-sum-exp pieces of each row of ``logits``."""
-    n, c = logits.shape
+    n = logits.shape[0]
     rows = np.arange(n)
     argmax = np.argmax(logits, axis=1)
     row_max = logits[rows, argmax]
