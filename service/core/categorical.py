@@ -35,7 +35,7 @@ from service.core._result import (
     reduction_scale,
 )
 from service.core.binary import LOG_FLOOR, RECIPROCAL_CAP
-from service.core.softmax import shift_logits
+from service.core.softmax import check_logits, class_major_blocks, shift_logits
 
 IntArray = npt.NDArray[np.int64]
 
@@ -54,6 +54,7 @@ class _Targets:
     row_weight: Array  # Σ_c a_{n,c}
     coefficients: Array | None
     divisor: float
+    uniform: bool = False  # every row weight is 1: plain labels, nothing ignored
 
 
 def _prepare(
@@ -65,10 +66,8 @@ def _prepare(
     ignore_index: int | None,
     label_smoothing: float,
 ) -> tuple[Array, _Targets]:
-    x = as_float_array(inputs, input_name, 2)
+    x = check_logits(inputs, input_name)
     c = x.shape[1]
-    if c == 0:
-        raise ValueError(f"{input_name} must have at least one class (C >= 1)")
     eps = check_label_smoothing(label_smoothing, upper_inclusive=True)
     weights = None
     if class_weights is not None:
@@ -127,7 +126,8 @@ def _label_coefficients(
     divisor = float(label_weight.sum())
 
     if eps == 0.0:
-        return _Targets(n, c, y, label_weight, None, divisor)
+        uniform = weights is None and (ignored is None or not ignored.any())
+        return _Targets(n, c, y, label_weight, None, divisor, uniform)
 
     # a = ε/C·w_c on every class, plus (1 - ε)·w_y on the label.
     class_w = np.ones(c) if weights is None else weights
@@ -216,42 +216,76 @@ def cross_entropy_with_logits(
         ignore_index,
         label_smoothing,
     )
-    n = targets.n
+    n, c = z.shape
     if n == 0:
         return _empty(targets, reduction, hessian)
-    pieces = shift_logits(z)
-    rows = np.arange(n)
+    losses = np.empty(n)
+    gradient = np.empty((n, c))
+    hess = np.empty((n, c)) if hessian else None
+    for part, block in class_major_blocks(z):
+        _logits_block(
+            block,
+            targets,
+            part,
+            losses[part],
+            gradient[part].T,
+            None if hess is None else hess[part].T,
+        )
+    return _finish(losses, gradient, hess, 0, targets, reduction)
 
-    # -log p_{n,c} = lse_n - z_{n,c} = log1p(rest_n) - shifted_{n,c} - error_{n,c},
-    # a sum of non-negative terms (shifted <= 0) with the rounding of z - max undone.
+
+def _logits_block(
+    z: Array,
+    targets: _Targets,
+    part: slice,
+    losses: Array,
+    gradient: Array,
+    hess: Array | None,
+) -> None:
+    """Loss, gradient and Hessian of the rows ``part``, all class-major (C, rows)."""
+    pieces = shift_logits(z)
+    columns = np.arange(z.shape[1])
+    row_weight = targets.row_weight[part]
+    uniform = targets.uniform
+
+    # -log p = lse - z = log1p(rest) - shifted - error: non-negative terms
+    # (shifted <= 0), with the rounding of z - max undone.
     if targets.coefficients is None:
         assert targets.labels is not None
-        y = targets.labels
-        losses = pieces.log1p_rest - pieces.shifted[rows, y]
-        losses -= pieces.error[rows, y]
-        losses *= targets.row_weight
+        y = targets.labels[part]
+        np.subtract(pieces.log1p_rest, pieces.shifted[y, columns], out=losses)
+        if pieces.error is not None:
+            losses -= pieces.error[y, columns]
+        if not uniform:
+            losses *= row_weight
     else:
+        coefficients = targets.coefficients[part].T
         neg_log_p = pieces.shifted
-        neg_log_p += pieces.error
-        np.subtract(pieces.log1p_rest[:, None], neg_log_p, out=neg_log_p)
-        neg_log_p *= targets.coefficients
-        losses = neg_log_p.sum(axis=1)
+        if pieces.error is not None:
+            neg_log_p += pieces.error
+        np.subtract(pieces.log1p_rest, neg_log_p, out=neg_log_p)
+        neg_log_p *= coefficients
+        np.dot(np.ones(z.shape[0]), neg_log_p, out=losses)
 
+    # p = exp_shifted / (1 + rest); gradient = Σa·p - a; Hessian = Σa·p·(1 - p).
+    scale = np.add(pieces.rest, 1.0)
+    np.divide(1.0, scale, out=scale)
     probabilities = pieces.exp_shifted
-    probabilities /= (1.0 + pieces.rest)[:, None]
-    hess = None
-    if hessian:
-        hess = np.subtract(1.0, probabilities)
+    probabilities *= scale
+    if hess is not None:
+        np.subtract(1.0, probabilities, out=hess)
         hess *= probabilities
-        hess *= targets.row_weight[:, None]
-
-    gradient = probabilities
-    gradient *= targets.row_weight[:, None]
-    if targets.coefficients is None:
-        gradient[rows, targets.labels] -= targets.row_weight
+        if not uniform:
+            hess *= row_weight
+    if uniform:
+        gradient[...] = probabilities
+        gradient[y, columns] -= 1.0
     else:
-        gradient -= targets.coefficients
-    return _finish(losses, gradient, hess, 0, targets, reduction)
+        np.multiply(probabilities, row_weight, out=gradient)
+        if targets.coefficients is None:
+            gradient[y, columns] -= row_weight
+        else:
+            gradient -= coefficients
 
 
 def cross_entropy(

@@ -3,15 +3,20 @@
 Shapes: ``logits`` is ``(N, C)``; every result is ``(N, C)`` or ``(N,)``.
 
 Note: the usual max-shifted log-sum-exp computes ``d = z - max`` in floating
-point, and ``exp`` turns the rounding error of ``d`` (up to ``|d|·2⁻⁵³``) into a
-relative error of the same size, 8e-14 at ``|d| = 700``.  Here the rounding
+point, and ``exp`` turns the rounding error of ``d`` (up to ``|d|·2⁻⁵⁴``) into a
+relative error of the same size, 4e-14 at ``|d| = 700``.  Here the rounding
 error of every subtraction is recovered exactly (Knuth's two-sum) and folded
 back in as ``exp(d + err) ≈ exp(d)·(1 + err)``, and the terms other than the
 row maximum are summed apart from it so that ``log1p`` sees them unrounded.
+
+Note: the kernels work on blocks of rows laid out class-major, ``(C, rows)``:
+per-row reductions then run over contiguous memory, which for small ``C`` is
+several times faster than reducing short rows along ``axis=1``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,81 +24,115 @@ import numpy.typing as npt
 
 from service.core._result import Array, as_float_array
 
+# Rows are processed in blocks of about this many elements (256 KiB of float64
+# per temporary), so a block's temporaries stay in cache and are recycled by
+# the allocator instead of being faulted in afresh.
+BLOCK_ELEMENTS = 1 << 15
+
+# Below this many classes a block is transposed into a contiguous copy, since
+# reductions over short strided rows cost more than the two copies.
+TRANSPOSE_BELOW_CLASSES = 64
+
+# When no logit of a block lies more than this below its row's maximum, the
+# rounding error of z - max is at most 32·2⁻⁵⁴ = 1.8e-15 relative, well inside
+# the 1e-14 accuracy bar, and the two-sum compensation is skipped.
+UNCOMPENSATED_SPREAD = 32.0
+
 
 @dataclass(frozen=True, slots=True)
 class ShiftedLogits:
-    """The pieces of a compensated log-sum-exp of each row of ``z``.
+    """The pieces of a compensated log-sum-exp, class-major ``(C, rows)``.
 
-    ``z[n, c] - max_n == shifted[n, c] + error[n, c]`` exactly, and
-    ``lse_n - z[n, c] == log1p_rest[n] - shifted[n, c] - error[n, c]``.
+    ``z[c, n] - max_n == shifted[c, n] + error[c, n]`` (``error`` is ``None``
+    where it is negligible, see :data:`UNCOMPENSATED_SPREAD`), and
+    ``lse_n - z[c, n] == log1p_rest[n] - shifted[c, n] - error[c, n]``.
 
     Attributes
     ----------
-    shifted : ndarray of shape (N, C)
+    shifted : ndarray of shape (C, rows)
         ``fl(z - max)``, all ``<= 0``.
-    error : ndarray of shape (N, C)
+    error : ndarray of shape (C, rows) or None
         The rounding error of each subtraction.
-    exp_shifted : ndarray of shape (N, C)
-        ``exp(shifted + error)``; 1 at the row's maximum.
-    rest : ndarray of shape (N,)
-        Sum of ``exp_shifted`` over the row, without the (first) maximum.
-    log1p_rest : ndarray of shape (N,)
+    exp_shifted : ndarray of shape (C, rows)
+        ``exp(shifted + error)``; exactly 1 at the row's maximum.
+    rest : ndarray of shape (rows,)
+        Sum of ``exp_shifted`` over the row, less one for the maximum.
+    log1p_rest : ndarray of shape (rows,)
         ``log1p(rest)``, that is ``lse - max``.
     """
 
     shifted: Array
-    error: Array
+    error: Array | None
     exp_shifted: Array
     rest: Array
     log1p_rest: Array
 
 
-def shift_logits(logits: Array) -> ShiftedLogits:
-    """Compute the compensated log-sum-exp pieces of each row of ``logits``."""
-    n = logits.shape[0]
-    rows = np.arange(n)
-    argmax = np.argmax(logits, axis=1)
-    row_max = logits[rows, argmax]
-
-    # Two-sum of a + b with a = z, b = -max: s + err == a + b exactly.  Rows
-    # whose logits are ~1e308 apart overflow here; they are mended below.
-    b = -row_max[:, None]
+def shift_logits(logits_t: Array) -> ShiftedLogits:
+    """Compute the log-sum-exp pieces of each column of ``logits_t`` (C, rows)."""
+    row_max = logits_t.max(axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
-        shifted = logits + b
-        virtual_b = shifted - logits
-        error = logits - (shifted - virtual_b)
-        error += b - virtual_b
+        # Logits ~1e308 apart overflow to -inf here; exp(-inf) = 0 is right.
+        shifted = np.subtract(logits_t, row_max)
+    error = None
+    if shifted.min() < -UNCOMPENSATED_SPREAD:
+        error = _two_sum_error(logits_t, row_max, shifted)
 
     exp_shifted = np.exp(shifted)
-    correction = exp_shifted * error
-    exp_shifted += correction
-
-    # The maximum contributes exactly 1; the rest is summed without it.
-    exp_shifted[rows, argmax] = 0.0
-    rest = exp_shifted.sum(axis=1)
-    if np.isnan(rest).any():
-        # z - max overflowed to -inf (logits ~1e308 apart), so error is NaN;
-        # exp(-inf) = 0 needs no correction.  Checked on N sums, not N·C terms.
-        np.nan_to_num(error, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        np.exp(shifted, out=exp_shifted)
+    if error is not None:
         exp_shifted += exp_shifted * error
-        exp_shifted[rows, argmax] = 0.0
-        rest = exp_shifted.sum(axis=1)
-    exp_shifted[rows, argmax] = 1.0
+
+    # exp_shifted is exactly 1 at a maximum and below 1 elsewhere (a value
+    # that rounds to 1 is within 1e-16 of it), so floor() picks out the
+    # maxima: rest = Σ fractional parts + (number of maxima - 1).
+    whole = np.floor(exp_shifted)
+    fraction = np.subtract(exp_shifted, whole)
+    ones = np.ones(logits_t.shape[0])
+    extra_maxima = ones @ whole
+    extra_maxima -= 1.0  # exact small integers, added after: tiny rests survive
+    rest = ones @ fraction
+    rest += extra_maxima
     return ShiftedLogits(shifted, error, exp_shifted, rest, np.log1p(rest))
 
 
-def _check_logits(logits: npt.ArrayLike) -> Array:
-    array = as_float_array(logits, "logits", 2)
+def _two_sum_error(a: Array, row_max: Array, s: Array) -> Array:
+    """Exact rounding error of ``s = fl(a - row_max)`` (Knuth's two-sum)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        # With b = -row_max: err = (a - (s - b')) + (b - b'), b' = s - a.
+        virtual_b = np.subtract(s, a)
+        error = np.subtract(s, virtual_b)
+        np.subtract(a, error, out=error)
+        virtual_b += row_max
+        error -= virtual_b
+    # Where s overflowed, error is NaN; exp(s) = 0 there and needs none.
+    if not np.isfinite(s).all():
+        np.nan_to_num(error, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return error
+
+
+def class_major_blocks(logits: Array) -> Iterator[tuple[slice, Array]]:
+    """Yield ``(rows, block)`` with each block of ``logits`` as ``(C, rows)``."""
+    n, c = logits.shape
+    block = max(1, BLOCK_ELEMENTS // c)
+    for start in range(0, n, block):
+        part = slice(start, min(start + block, n))
+        view = logits[part].T
+        yield part, (view.copy() if c < TRANSPOSE_BELOW_CLASSES else view)
+
+
+def check_logits(logits: npt.ArrayLike, name: str = "logits") -> Array:
+    """Convert ``logits`` to a float64 ``(N, C)`` array with ``C >= 1``."""
+    array = as_float_array(logits, name, 2)
     if array.shape[1] == 0:
-        raise ValueError("logits must have at least one class (C >= 1)")
+        raise ValueError(f"{name} must have at least one class (C >= 1)")
     return array
 
 
 def softmax_and_log_softmax(logits: npt.ArrayLike) -> tuple[Array, Array]:
     r"""Return ``softmax(logits)`` and ``log_softmax(logits)`` from one exp pass.
 
-    .. math::  p_c = e^{z_c} / \sum_k e^{z_k},\qquad \log p_c = z_c - \log\sum_k e^{z_k}
+    .. math::  p_c = e^{z_c} / \sum_k e^{z_k},\qquad
+               \log p_c = z_c - \log\sum_k e^{z_k}
 
     Examples
     --------
@@ -101,15 +140,18 @@ def softmax_and_log_softmax(logits: npt.ArrayLike) -> tuple[Array, Array]:
     >>> p.tolist(), log_p.tolist()
     ([[0.5, 0.5]], [[-0.6931471805599453, -0.6931471805599453]])
     """
-    array = _check_logits(logits)
-    if array.shape[0] == 0:
-        return np.empty_like(array), np.empty_like(array)
-    pieces = shift_logits(array)
-    probabilities = pieces.exp_shifted
-    probabilities /= (1.0 + pieces.rest)[:, None]
-    log_probabilities = pieces.shifted
-    log_probabilities += pieces.error
-    log_probabilities -= pieces.log1p_rest[:, None]
+    array = check_logits(logits)
+    probabilities = np.empty_like(array)
+    log_probabilities = np.empty_like(array)
+    for part, block in class_major_blocks(array):
+        pieces = shift_logits(block)
+        scale = np.add(pieces.rest, 1.0)
+        np.divide(1.0, scale, out=scale)
+        np.multiply(pieces.exp_shifted, scale, out=probabilities[part].T)
+        log_p = pieces.shifted
+        if pieces.error is not None:
+            log_p += pieces.error
+        np.subtract(log_p, pieces.log1p_rest, out=log_probabilities[part].T)
     return probabilities, log_probabilities
 
 

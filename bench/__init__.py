@@ -1,0 +1,1 @@
+"""Benchmarks of lossgrad; run them with ``make bench``."""

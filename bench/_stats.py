@@ -1,0 +1,75 @@
+"""Shared timing and table helpers for the benchmark scripts."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+def best_time(func: Callable[[], object], *, min_seconds: float = 0.05) -> float:
+    """Seconds per call of ``func``: the fastest of a few timed batches.
+
+    The batch size grows until one batch lasts ``min_seconds``, so short
+    calls are not dominated by the clock's resolution.
+    """
+    func()  # warm-up: first-touch page faults, lazy imports
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            func()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            break
+        number *= 2
+    best = elapsed / number
+    for _ in range(2):
+        start = time.perf_counter()
+        for _ in range(number):
+            func()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table: a ratio measured several times."""
+
+    figure: str
+    samples: list[float]
+    target: str
+    met: bool | None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def spread(self) -> float:
+        """Half the range of the samples, relative to the median."""
+        if len(self.samples) < 2 or self.median == 0:
+            return 0.0
+        return (max(self.samples) - min(self.samples)) / (2 * self.median)
+
+
+def check(median: float, target: str) -> bool | None:
+    """Whether ``median`` meets a target written as ``"<= 1.5"`` or ``">= 0.7"``."""
+    if target.startswith("<="):
+        return median <= float(target[2:])
+    if target.startswith(">="):
+        return median >= float(target[2:])
+    return None
+
+
+def print_table(rows: list[Row]) -> None:
+    """Print the rows as a markdown table."""
+    print("| figure | median | spread | target | met |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        met = {True: "yes", False: "**no**", None: "-"}[row.met]
+        print(
+            f"| {row.figure} | {row.median:.3g} | ±{row.spread:.0%} "
+            f"| {row.target} | {met} |"
+        )
