@@ -175,14 +175,16 @@ def binary_cross_entropy_with_logits(
         loss_, grad_ = losses[part], gradient[part]
 
         # q = σ(-|z|) = e / (1 + e) with e = exp(-|z|); log1p(e) = softplus(-|z|).
-        np.copysign(z, -1.0, out=q_)
+        np.abs(z, out=q_)
+        np.negative(q_, out=q_)
         np.exp(q_, out=q_)
         np.log1p(q_, out=loss_)
         np.add(q_, 1.0, out=grad_)
         np.divide(q_, grad_, out=q_)
 
-        # h - t with h = [z >= 0] = (sign + 1) / 2, exact in {0, 1}.
-        np.copysign(1.0, z, out=sign_)
+        # h - t with h = (sign(z) + 1) / 2, exact in {0, 1/2, 1}.  At z = 0,
+        # h = 1/2 and q = 1/2 give σ(0) = 1/2 below, as they should.
+        np.sign(z, out=sign_)
         np.multiply(sign_, 0.5, out=hmt_)
         hmt_ += 0.5
 
