@@ -11,6 +11,7 @@ median and spread of the ratio are printed.
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections.abc import Callable
 
 import numpy as np
@@ -50,27 +51,31 @@ def cases(rng: np.random.Generator) -> list[tuple[str, int, Callable[[], object]
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    rng = np.random.default_rng(20261203)
-
+def core_rows(repeats: int, rng: np.random.Generator) -> list[Row]:
+    """One row per case: core time / one ``np.exp`` pass, ``repeats`` samples."""
     rows = []
     for name, size, call in cases(rng):
         x = rng.normal(size=size)
         out = np.empty(size)
         ratios, per_element = [], []
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             core = best_time(call)
             exp = best_time(lambda x=x, out=out: np.exp(x, out=out))
             ratios.append(core / exp)
             per_element.append(core / size * 1e9)
-        median_ns = sorted(per_element)[len(per_element) // 2]
+        median_ns = statistics.median(per_element)
         figure = f"core / np.exp: {name} ({median_ns:.2f} ns/element)"
-        row = Row(figure, ratios, TARGET, None)
-        rows.append(Row(figure, ratios, TARGET, check(row.median, TARGET)))
-    print_table(rows)
+        rows.append(
+            Row(figure, ratios, TARGET, check(statistics.median(ratios), TARGET))
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print_table(core_rows(args.repeats, np.random.default_rng(20261203)))
 
 
 if __name__ == "__main__":
