@@ -71,7 +71,7 @@ class _Inputs:
             )
         self.pw = _pos_weight(pos_weight, n, input_name)
         self.reduction = check_reduction(reduction)
-        self.eps = check_label_smoothing(label_smoothing, upper_inclusive=False)
+        self.eps = check_label_smoothing(label_smoothing, upper_inclusive=True)
         self.n = n
         self.scale = reduction_scale(self.reduction, float(n))
 
@@ -143,7 +143,7 @@ def binary_cross_entropy_with_logits(
         Multiplies loss, gradient and Hessian of each element.
     pos_weight : float or array_like of shape (N,), optional
         Weight of the positive term (default 1).
-    label_smoothing : float in [0, 1)
+    label_smoothing : float in [0, 1]
         Targets become ``t·(1 - ε) + ε/2``.
     reduction : {"mean", "sum", "none"}
     hessian : bool
@@ -307,7 +307,8 @@ def binary_cross_entropy(
     hess = np.empty(args.n) if hessian else None
     clamped = 0
 
-    with np.errstate(divide="ignore"):
+    # 1/p overflows for subnormal p and divides by zero at p = 0; both are capped.
+    with np.errstate(divide="ignore", over="ignore"):
         for part, p, t, pw, w in args.chunks():
             pos = t if pw is None else np.multiply(pw, t)
             neg = np.subtract(1.0, t)

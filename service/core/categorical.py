@@ -257,15 +257,22 @@ def _logits_block(
         if pieces.error is not None:
             losses -= pieces.error[y, columns]
         if not uniform:
-            losses *= row_weight
+            with np.errstate(invalid="ignore"):
+                losses *= row_weight
+            _zero_unweighted(losses, row_weight == 0.0)
     else:
         coefficients = targets.coefficients[part].T
         neg_log_p = pieces.shifted
         if pieces.error is not None:
             neg_log_p += pieces.error
         np.subtract(pieces.log1p_rest, neg_log_p, out=neg_log_p)
-        neg_log_p *= coefficients
+        with np.errstate(invalid="ignore"):
+            neg_log_p *= coefficients
         np.dot(np.ones(z.shape[0]), neg_log_p, out=losses)
+        if np.isnan(losses).any():
+            # -log p overflowed to inf where a = 0 (logits ~1e308 apart).
+            np.copyto(neg_log_p, 0.0, where=coefficients == 0.0)
+            np.dot(np.ones(z.shape[0]), neg_log_p, out=losses)
 
     # p = exp_shifted / (1 + rest); gradient = Σa·p - a; Hessian = Σa·p·(1 - p).
     scale = np.add(pieces.rest, 1.0)
@@ -286,6 +293,15 @@ def _logits_block(
             gradient[y, columns] -= row_weight
         else:
             gradient -= coefficients
+
+
+def _zero_unweighted(losses: Array, unweighted: npt.NDArray[np.bool_]) -> None:
+    """Set to 0 the losses of rows whose weight is 0.
+
+    Their -log p can overflow to inf (logits ~1e308 apart), and 0·inf is NaN.
+    """
+    if unweighted.any():
+        losses[unweighted] = 0.0
 
 
 def cross_entropy(
@@ -338,7 +354,8 @@ def cross_entropy(
         coefficients = np.zeros(p.shape)
         coefficients[np.arange(targets.n), targets.labels] = targets.row_weight
 
-    with np.errstate(divide="ignore"):
+    # 1/p overflows for subnormal p and divides by zero at p = 0; both are capped.
+    with np.errstate(divide="ignore", over="ignore"):
         log_p = np.log(p)
         inverse = np.reciprocal(p)
     np.maximum(log_p, LOG_FLOOR, out=log_p)
