@@ -1,0 +1,1 @@
+"""The HTTP layer: models, routers, errors, decoding and encoding."""

@@ -1,0 +1,234 @@
+"""From request bytes to a validated request model, and from results to bytes.
+
+The path of a request body: bytes → ``orjson.loads`` → size limits counted on
+the parsed lists (before any array is allocated) → Pydantic model whose array
+fields become numpy arrays → core → numpy arrays → ``orjson.dumps`` → bytes.
+orjson refuses ``NaN``/``Infinity`` literals and numbers beyond float64, so no
+non-finite number can enter; results are checked before they leave.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, NoReturn, TypeVar
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from service.api.arrays import NUMBERS_ONLY, Loc
+from service.api.errors import (
+    FieldError,
+    InvalidRequestError,
+    MalformedJsonError,
+    PayloadTooLargeError,
+)
+from service.settings import Settings
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# Bytes that JSON numbers, arrays of them and whitespace are made of.
+_NUMERIC_BYTES = b"0123456789+-.eE[], \t\n\r"
+_JSON_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_NON_FINITE_LITERAL = re.compile(r"[-+]?(?:NaN|Infinity)")
+# Stands in for an out-of-range number while we look for where it was.
+_MARKER = "\x00lossgrad-out-of-range\x00"
+_MARKER_JSON = json.dumps(_MARKER)
+
+
+def parse_json(body: bytes) -> Any:
+    """Parse ``body`` with orjson.
+
+    Raises
+    ------
+    InvalidRequestError
+        (422) for ``NaN``/``Infinity`` literals and numbers beyond float64,
+        located like any other bad number.
+    MalformedJsonError
+        (400) for anything else that is not JSON.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        # orjson points at the literal itself, or just past its sign.
+        literal = _NON_FINITE_LITERAL.match(exc.doc, max(exc.pos - 1, 0))
+        literal = literal or _NON_FINITE_LITERAL.match(exc.doc, exc.pos)
+        if literal is not None:
+            loc = _locate(exc.doc, literal.start(), literal.end())
+            message = "must be a finite number; NaN and Infinity are not JSON"
+            raise InvalidRequestError(_summary(), [FieldError(loc, message)]) from None
+        if exc.msg.startswith("number is infinity"):
+            number = _JSON_NUMBER.match(exc.doc, exc.pos)
+            end = number.end() if number else exc.pos + 1
+            loc = _locate(exc.doc, exc.pos, end)
+            message = "is outside the float64 range (about ±1.8e308)"
+            raise InvalidRequestError(_summary(), [FieldError(loc, message)]) from None
+        raise MalformedJsonError(
+            f"The body is not valid JSON: {exc.msg} "
+            f"(line {exc.lineno}, column {exc.colno})."
+        ) from None
+
+
+def _summary() -> str:
+    return "The request body has 1 problem; see errors."
+
+
+def _locate(doc: str, start: int, end: int) -> Loc:
+    """The location of the token ``doc[start:end]``, found by parsing the
+    document again with a marker string in its place."""
+    try:
+        document = orjson.loads(doc[:start] + _MARKER_JSON + doc[end:])
+    except orjson.JSONDecodeError:
+        return ("body",)  # a second problem further on; the body is enough
+    return ("body", *_path_to(document, _MARKER))
+
+
+def _path_to(document: Any, target: str) -> Loc:
+    # Iterative, because orjson accepts nesting deeper than Python's recursion.
+    stack: list[tuple[Loc, Any]] = [((), document)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(child, str) and child == target:
+                    return (*path, key)
+            items: Any = node.items()
+        elif isinstance(node, list):
+            if target in node:
+                return (*path, node.index(target))
+            items = enumerate(node)
+        else:
+            continue
+        stack.extend(
+            ((*path, key), child)
+            for key, child in items
+            if isinstance(child, dict | list)
+        )
+    return ()
+
+
+def count_elements(document: Mapping[str, Any], settings: Settings) -> None:
+    """Refuse a request with too many numbers or classes, before any array exists.
+
+    Raises
+    ------
+    PayloadTooLargeError
+        When the arrays hold more than ``max_elements`` numbers in all, or a
+        matrix has more than ``max_classes`` columns.
+    """
+    total = 0
+    for key, value in document.items():
+        if type(value) is not list:
+            continue
+        if value and type(value[0]) is list:
+            classes = len(value[0])
+            if classes > settings.max_classes:
+                raise PayloadTooLargeError(
+                    f"The request has {classes} classes; this service accepts at "
+                    f"most {settings.max_classes}.",
+                    [FieldError(("body", key, 0), f"has {classes} classes")],
+                )
+            try:
+                total += sum(map(len, value))
+            except TypeError:  # a row that is a number; validation will say so
+                total += sum(len(r) if type(r) is list else 1 for r in value)
+        else:
+            total += len(value)
+    if total > settings.max_elements:
+        raise PayloadTooLargeError(
+            f"The request holds {total} numbers; this service accepts at most "
+            f"{settings.max_elements} per request."
+        )
+
+
+def holds_only_numbers(body: bytes, document: Mapping[str, Any]) -> bool:
+    """Whether the arrays of ``body`` hold only numbers and arrays, and no key
+    appears twice.
+
+    Note: stripping every byte a number or an array can contain leaves the keys,
+    the other top-level values and the punctuation.  If what is left equals what
+    is left of the document re-encoded with its arrays emptied, the arrays held
+    nothing else: no ``true``/``false`` (which numpy would read as 1.0/0.0), no
+    ``null`` or string; and the parse dropped no duplicate key.  One C pass over
+    the bytes costs less than a type check of every element.
+    """
+    skeleton = {k: [] if type(v) is list else v for k, v in document.items()}
+    expected = orjson.dumps(skeleton).translate(None, _NUMERIC_BYTES)
+    return body.translate(None, _NUMERIC_BYTES) == expected
+
+
+def _reject_duplicate_keys(body: bytes) -> None:
+    def pairs_to_dict(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in result:
+                raise InvalidRequestError(
+                    "A key appears more than once in the body.",
+                    [FieldError(("body", key), "appears more than once")],
+                )
+            result[key] = value
+        return result
+
+    json.loads(body, object_pairs_hook=pairs_to_dict)
+
+
+def _not_an_object() -> NoReturn:
+    raise InvalidRequestError(
+        "The request body must be a JSON object.",
+        [FieldError(("body",), "must be a JSON object")],
+    )
+
+
+def decode_request(body: bytes, model: type[ModelT], settings: Settings) -> ModelT:
+    """Parse, size-check and validate ``body`` as a ``model``."""
+    document = parse_json(body)
+    if type(document) is not dict:
+        _not_an_object()
+    count_elements(document, settings)
+
+    numbers_only = holds_only_numbers(body, document)
+    try:
+        request = model.model_validate(document, context={NUMBERS_ONLY: numbers_only})
+    except ValidationError as exc:
+        raise InvalidRequestError.from_validation_error(exc) from None
+    if not numbers_only:
+        # Valid, so the mismatch came from escapes in keys or from a duplicate
+        # key; only the slow stdlib parser can tell which.
+        _reject_duplicate_keys(body)
+    return request
+
+
+def _check_finite(name: str, value: object) -> None:
+    if isinstance(value, np.ndarray):
+        # One sum is cheaper than isfinite over the array; only if the sum is
+        # not finite (a non-finite element, or an overflow of the sum) look closer.
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = float(np.sum(value))
+        if math.isfinite(total) or np.isfinite(value).all():
+            return
+    elif not isinstance(value, float) or math.isfinite(value):
+        return
+    raise InvalidRequestError(
+        f"The result is not representable in float64: {name} overflows. "
+        "Scale the inputs down."
+    )
+
+
+def encode_result(payload: Mapping[str, object]) -> bytes:
+    """Encode a result of numpy arrays and scalars as JSON, refusing inf and NaN.
+
+    orjson would write a non-finite float as ``null`` and so turn an overflow
+    into a wrong answer; a 422 is the honest reply.
+    """
+    for name, value in payload.items():
+        _check_finite(name, value)
+    return orjson.dumps(
+        {
+            k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v
+            for k, v in payload.items()
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
