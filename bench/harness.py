@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
@@ -92,9 +93,7 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
 def lossgrad_command(workers: int = 1) -> list[str]:
     """``lossgrad serve`` on the substituted port."""
     return [
-        sys.executable,
-        "-m",
-        "service.cli",
+        str(Path(sys.executable).with_name("lossgrad")),
         "serve",
         "--host",
         "127.0.0.1",
