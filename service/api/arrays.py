@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from itertools import chain
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,9 +29,14 @@ from pydantic import PlainValidator, ValidationError, ValidationInfo, WithJsonSc
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 Float64Array = NDArray[np.float64]
+ArrayT = TypeVar("ArrayT", bound=NDArray[Any])
 Int64Array = NDArray[np.int64]
 
 NUMBERS_ONLY = "numbers_only"
+# Context key: the caller owns the parsed lists and lets them be emptied once
+# converted, so that a large body's Python floats (32 bytes per number, four
+# times the array they become) are freed field by field instead of together.
+RELEASE_LISTS = "release_lists"
 
 _NUMBER_TYPES = frozenset({float, int})
 _INT_TYPES = frozenset({int})
@@ -58,6 +63,14 @@ def fail(*errors: tuple[Loc, str]) -> NoReturn:
             for loc, msg in errors
         ],
     )
+
+
+def _converted(array: ArrayT, value: list[Any], info: ValidationInfo) -> ArrayT:
+    """Return ``array``, emptying ``value`` first if the caller allowed it."""
+    context = info.context
+    if isinstance(context, dict) and context.get(RELEASE_LISTS) is True:
+        value.clear()
+    return array
 
 
 def _numbers_only(info: ValidationInfo) -> bool:
@@ -133,7 +146,7 @@ def _vector(value: object, info: ValidationInfo) -> Float64Array:
             pass  # a nested array or an oversized integer; located below
         else:
             if np.isfinite(array).all():
-                return array
+                return _converted(array, value, info)
             fail((_first_non_finite(array), "must be a finite number"))
 
     found = _first_non_number(value)
@@ -180,7 +193,7 @@ def _matrix(value: object, info: ValidationInfo) -> Float64Array:
         else:
             array = flat.reshape(rows, width)
             if np.isfinite(array).all():
-                return array
+                return _converted(array, value, info)
             fail((_first_non_finite(array), "must be a finite number"))
 
     for row_index, row in enumerate(value):
@@ -211,7 +224,7 @@ def _labels(value: object, info: ValidationInfo) -> Int64Array:
         else:
             # A float anywhere, or an integer beyond int64, changes the dtype.
             if array.dtype == np.int64 and array.ndim == 1:
-                return array
+                return _converted(array, value, info)
 
     for index, label in enumerate(value):
         if isinstance(label, bool) or not isinstance(label, int | np.integer):

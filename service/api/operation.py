@@ -9,22 +9,29 @@ import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.decoding import ModelT, decode_request, encode_result
+from service.api.decoding import ModelT, RequestBody, decode_request, encode_result
 from service.api.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from service.metrics import record_rejection
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Where a route leaves the durations of its phases for the Server-Timing header.
 TIMINGS_KEY = "lossgrad.timings"
+# Where it leaves the number of elements it computed on, for the log and metrics.
+ELEMENTS_KEY = "lossgrad.elements"
+
+# The fields holding what a request computes on, one per request model.
+_PREDICTION_FIELDS = ("x", "logits", "probabilities")
 
 Compute = Callable[[ModelT], Mapping[str, object]]
 
@@ -41,6 +48,7 @@ def require_json(content_type: str | None) -> None:
     """Accept ``application/json``, with no charset or UTF-8, and nothing else."""
     media_type, _, parameters = (content_type or "").partition(";")
     if media_type.strip().lower() != "application/json":
+        record_rejection("content_type")
         raise UnsupportedMediaTypeError(
             "The body must be sent with Content-Type: application/json."
         )
@@ -52,16 +60,18 @@ def require_json(content_type: str | None) -> None:
             "utf-8",
             "utf8",
         ):
+            record_rejection("content_type")
             raise UnsupportedMediaTypeError("JSON bodies must be encoded as UTF-8.")
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:
+    record_rejection("max_body_bytes")
     return PayloadTooLargeError(
         f"The body is larger than this service's {limit} bytes."
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytearray:
     """The request body, refused with 413 as soon as it exceeds ``limit`` bytes.
 
     A declared ``Content-Length`` over the limit is refused before any byte is
@@ -70,14 +80,24 @@ async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
+    # Note: one growing buffer rather than a list of chunks joined at the end.
+    # Thousands of 64 KiB chunks held at once would grow the heap by the size of
+    # the body, and that memory would stay resident, unused, through the parse.
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
+
+
+def prediction_elements(request: BaseModel) -> int:
+    """The number of elements of the array ``request`` computes on."""
+    for name in _PREDICTION_FIELDS:
+        value = getattr(request, name, None)
+        if isinstance(value, np.ndarray):
+            return int(value.size)
+    return 0
 
 
 def offloads(body_bytes: int, settings: Settings) -> bool:
@@ -86,7 +106,10 @@ def offloads(body_bytes: int, settings: Settings) -> bool:
 
 
 def _respond(
-    body: bytes, model: type[ModelT], compute: Compute[ModelT], settings: Settings
+    body: RequestBody,
+    model: type[ModelT],
+    compute: Compute[ModelT],
+    settings: Settings,
 ) -> Response:
     request = decode_request(body, model, settings)
     try:
@@ -98,6 +121,7 @@ def _respond(
         # the models; the core's message still names the culprit.
         log.warning("core refused a validated request: %s", exc)
         raise InvalidRequestError(str(exc)) from None
+    del request  # its input arrays are not needed while the result is encoded
     return Response(encode_result(result), media_type="application/json")
 
 
@@ -108,14 +132,19 @@ async def run_operation(
     settings: Settings = request.app.state.settings
     require_json(request.headers.get("content-type"))
     timings = request.scope.setdefault(TIMINGS_KEY, {})
+    scope = request.scope
+
+    def counted(parsed: ModelT) -> Mapping[str, object]:
+        scope[ELEMENTS_KEY] = prediction_elements(parsed)
+        return compute(parsed)
 
     started = time.perf_counter()
-    body = await read_body(request, settings.max_body_bytes)
+    body = RequestBody(await read_body(request, settings.max_body_bytes))
     received = time.perf_counter()
     timings["read"] = received - started
     try:
         if offloads(len(body), settings):
-            return await run_in_threadpool(_respond, body, model, compute, settings)
-        return _respond(body, model, compute, settings)
+            return await run_in_threadpool(_respond, body, model, counted, settings)
+        return _respond(body, model, counted, settings)
     finally:
         timings["process"] = time.perf_counter() - received
