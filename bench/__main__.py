@@ -18,6 +18,7 @@ import numpy as np
 from bench._stats import Row, print_table
 from bench.core import core_rows
 from bench.server import codec_rows, memory_rows, throughput_rows
+from service.runtime import tune_allocator
 
 
 def _machine() -> str:
@@ -42,6 +43,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     rng = np.random.default_rng(20261203)
+    tune_allocator()  # as in the servers, so the core and F are timed alike
     only = set(args.only or ["core", "codec", "throughput", "memory"])
 
     start = time.monotonic()

@@ -3,7 +3,8 @@
 Each ratio is measured side by side in one run: the core call and an
 ``np.exp`` over an array of the same size (``N`` for binary losses, ``N·C``
 for categorical ones) are timed alternately, ``--repeats`` times, and the
-median and spread of the ratio are printed.
+median and spread of the ratio are printed.  The allocator is tuned as in a
+serving process (:func:`service.runtime.tune_allocator`).
 
     python -m bench.core [--repeats 5]
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from bench._stats import Row, best_time, check, print_table
 from service.core import binary_cross_entropy_with_logits, cross_entropy_with_logits
+from service.runtime import tune_allocator
 
 TARGET = "<= 6"
 
@@ -75,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    tune_allocator()
     print_table(core_rows(args.repeats, np.random.default_rng(20261203)))
 
 

@@ -10,11 +10,18 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from service.api.auth import ApiKeyMiddleware
+from service.api.cors import ProblemCorsMiddleware
+from service.api.docs import install_docs
 from service.api.errors import install_error_handlers
+from service.api.limits import ComputeSlots, InFlightLimitMiddleware
 from service.api.middleware import RequestMiddleware
 from service.api.routers import ROUTERS
+from service.api.routers.metrics import router as metrics_router
 from service.api.spec import TAGS, build_openapi
+from service.metrics import mark_worker_stopped
 from service.settings import Settings, get_settings
+from service.shutdown import on_stop_signal
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,8 @@ class LossgradApp(FastAPI):
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.ready = True
+    # Readiness falls at SIGTERM, while the server still drains requests.
+    stop_watching = on_stop_signal(lambda: setattr(app.state, "ready", False))
     log.info(
         "lossgrad %s started",
         app.version,
@@ -54,10 +63,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "max_body_bytes": settings.max_body_bytes,
             "max_elements": settings.max_elements,
             "max_classes": settings.max_classes,
+            "max_in_flight": settings.max_in_flight,
+            "auth": "api_keys" if settings.api_keys else "open",
         },
     )
-    yield
-    app.state.ready = False
+    if not settings.api_keys:
+        log.warning(
+            "the service is open: no API keys are set (LOSSGRAD_API_KEYS), so any "
+            "caller that can reach it may use it"
+        )
+    try:
+        yield
+    finally:
+        app.state.ready = False
+        stop_watching()
+        mark_worker_stopped()
     log.info("lossgrad stopped")
 
 
@@ -69,12 +89,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=_lifespan,
+        docs_url=None,  # install_docs serves both pages without CDNs
         redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
+    settings = app.state.settings = settings or get_settings()
     app.state.ready = True
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.include_router(metrics_router)
+    install_docs(app)
+    # The last added runs first: log, then CORS, then keys, then the in-flight bound.
+    app.state.compute_slots = ComputeSlots(settings.compute_threads)
+    app.add_middleware(InFlightLimitMiddleware, limit=settings.max_in_flight)
+    if settings.api_keys:
+        keys = [key.get_secret_value() for key in settings.api_keys]
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    if settings.cors_origins:
+        app.add_middleware(ProblemCorsMiddleware, origins=settings.cors_origins)
     app.add_middleware(RequestMiddleware)
     return app

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 
 import uvicorn
 
 from service.log import configure_logging
+from service.multiprocess import metrics_directory
 from service.settings import get_settings
+from service.shutdown import drain_seconds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,17 +45,19 @@ def serve(host: str, port: int, workers: int) -> None:
     """Run ``service.main:app`` under uvicorn until it is stopped."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        "service.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
-    )
+    # Set before the workers start, so that their metrics add up in /metrics.
+    with metrics_directory(workers):
+        uvicorn.run(
+            "service.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            log_level=settings.log_level,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=drain_seconds(settings.graceful_timeout),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

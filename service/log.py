@@ -1,18 +1,26 @@
 """Logging: stdlib ``logging``, one JSON object per line by default.
 
-Every record carries ``ts``, ``level``, ``logger`` and ``msg``, plus whatever
-was passed in ``extra=`` (the access log adds ``method``, ``path``, ``status``
-and ``duration_ms``).  ``text`` format is for people reading a terminal.
+Every record carries ``ts``, ``level``, ``logger``, ``msg`` and ``pid``, plus
+whatever was passed in ``extra=`` (the access log adds ``method``, ``route``,
+``path``, ``status``, ``duration_ms``, ``elements`` and ``request_id``), plus the
+``request_id`` of the request being served when the record was made.  Records
+go to stdout.  ``text`` format is for people reading a terminal.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+# The X-Request-ID of the request this task (or its worker thread) serves.
+current_request_id: ContextVar[str | None] = ContextVar(
+    "lossgrad_request_id", default=None
+)
 
 # Attributes every LogRecord has; anything else on a record came from extra=
 # (except uvicorn's terminal-coloured copy of its message).
@@ -32,6 +40,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "pid": record.process,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
@@ -41,13 +50,25 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to records made while serving it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            current = current_request_id.get()
+            if current is not None:
+                record.request_id = current
+        return True
+
+
 def configure_logging(level: str = "info", log_format: str = "json") -> None:
-    """Send every log record, uvicorn's included, to stderr in one format.
+    """Send every log record, uvicorn's included, to stdout in one format.
 
     Called once per process by the server's entry points; the app factory does
     not call it, so tests keep pytest's own log capture.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(RequestIdFilter())
     if log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -32,9 +32,22 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests with at least this many elements run off the event loop.",
     )
+    # Two, whatever the machine: parsing and validation hold the GIL, so further
+    # threads in one worker mostly add memory (under load on 2 cores, 32 threads
+    # served no more than 2 did); more cores want more workers.
+    compute_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Most large requests parsed and computed at once, per worker.",
+    )
     graceful_timeout: float = Field(default=30.0, gt=0)
+    tune_malloc: bool = Field(
+        default=True,
+        description="Keep large arrays in the heap between requests (glibc only).",
+    )
 
-    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Secret, so that a repr or a dump of the settings never shows a key.
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("api_keys", "cors_origins", mode="before")

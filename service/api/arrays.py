@@ -42,6 +42,12 @@ _NUMBER_TYPES = frozenset({float, int})
 _INT_TYPES = frozenset({int})
 _LIST_TYPES = frozenset({list})
 _INT64_MIN, _INT64_END = -(2**63), 2**63
+INT64_SCHEMA = {
+    "type": "integer",
+    "format": "int64",
+    "minimum": _INT64_MIN,
+    "maximum": _INT64_END - 1,
+}
 
 Loc = tuple[str | int, ...]
 
@@ -227,7 +233,11 @@ def _labels(value: object, info: ValidationInfo) -> Int64Array:
                 return _converted(array, value, info)
 
     for index, label in enumerate(value):
-        if isinstance(label, bool) or not isinstance(label, int | np.integer):
+        # JSON Schema's "integer" includes 2.0; the schema is the contract.
+        integral = isinstance(label, float) and label.is_integer()
+        if isinstance(label, bool) or not (
+            integral or isinstance(label, int | np.integer)
+        ):
             fail(((index,), f"must be an integer, not {_describe(label)}"))
         if not _INT64_MIN <= int(label) < _INT64_END:
             fail(((index,), "is outside the 64-bit integer range"))
@@ -368,6 +378,6 @@ UnitMatrix = Annotated[
 Labels = Annotated[
     Int64Array,
     PlainValidator(_labels),
-    WithJsonSchema(_vector_schema({"type": "integer"})),
+    WithJsonSchema(_vector_schema(INT64_SCHEMA)),
 ]
 """A vector of integers (class indices)."""

@@ -27,6 +27,7 @@ from service.api.errors import (
     MalformedJsonError,
     PayloadTooLargeError,
 )
+from service.metrics import record_rejection
 from service.settings import Settings
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -141,6 +142,7 @@ def count_elements(document: Mapping[str, Any], settings: Settings) -> None:
         if value and type(value[0]) is list:
             classes = len(value[0])
             if classes > settings.max_classes:
+                record_rejection("max_classes")
                 raise PayloadTooLargeError(
                     f"The request has {classes} classes; this service accepts at "
                     f"most {settings.max_classes}.",
@@ -153,6 +155,7 @@ def count_elements(document: Mapping[str, Any], settings: Settings) -> None:
         else:
             total += len(value)
     if total > settings.max_elements:
+        record_rejection("max_elements")
         raise PayloadTooLargeError(
             f"The request holds {total} numbers; this service accepts at most "
             f"{settings.max_elements} per request."

@@ -102,6 +102,18 @@ class NotReadyError(ApiError):
     status = 503
 
 
+class UnauthorizedError(ApiError):
+    """The request carries no API key, or one this service does not know."""
+
+    status = 401
+
+
+class OverloadedError(ApiError):
+    """This worker already has as many requests in flight as it may take."""
+
+    status = 503
+
+
 def _summary(count: int) -> str:
     noun = "problem" if count == 1 else "problems"
     return f"The request body has {count} {noun}; see errors."
@@ -145,9 +157,14 @@ def internal_error_response() -> Response:
     return problem_response(500, "The server failed to process the request.")
 
 
+def error_response(exc: ApiError) -> Response:
+    """The problem document for ``exc``, for middleware that answers by itself."""
+    return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+
+
 async def _api_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return problem_response(exc.status, exc.detail, exc.errors, exc.headers)
+    return error_response(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

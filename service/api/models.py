@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, Self
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from service.api.arrays import (
     Float64Array,
@@ -32,6 +32,22 @@ ReductionName = Literal["mean", "sum", "none"]
 # How far a row of probabilities may sum from 1: a few float32 ulps, so that
 # probabilities produced in single precision still pass.
 ROW_SUM_TOLERANCE = 1e-6
+
+
+def _integral(value: object) -> object:
+    # JSON Schema's "integer" includes 2.0, and the schema is the contract; any
+    # other float is left for the strict int check to refuse.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+Int64 = Annotated[
+    int,
+    Field(ge=-(2**63), le=2**63 - 1, json_schema_extra={"format": "int64"}),
+    BeforeValidator(_integral),
+]
+"""A 64-bit JSON integer, written with or without a zero fraction (2 or 2.0)."""
 
 
 def _request_config(*examples: dict[str, Any]) -> ConfigDict:
@@ -104,7 +120,7 @@ class SigmoidRequest(BaseModel):
     model_config = _request_config({"x": [-2.0, 0.0, 3.0], "order": 2})
 
     x: Numbers = Field(description="The points, N >= 1 finite numbers.")
-    order: Annotated[int, Field(ge=0, le=2)] = Field(
+    order: Annotated[int, Field(ge=0, le=2), BeforeValidator(_integral)] = Field(
         1, description="0: value only; 1: and σ'; 2: and σ'' too."
     )
 
@@ -273,7 +289,7 @@ class CrossEntropyRequest(BaseModel):
     class_weights: NonNegativeNumbers | None = Field(
         None, description="C per-class weights >= 0 (default 1)."
     )
-    ignore_index: int | None = Field(
+    ignore_index: Int64 | None = Field(
         None,
         description="Label value whose rows are ignored (labels only; default: "
         "none is).",
@@ -393,6 +409,12 @@ class ServiceLimits(BaseModel):
     max_classes: int = Field(description="Most classes C in one row.")
     offload_min_elements: int = Field(
         description="Requests this large run off the event loop."
+    )
+    max_in_flight: int = Field(
+        description="Most requests one worker takes at once; more get 503."
+    )
+    compute_threads: int = Field(
+        description="Most large requests one worker computes at once; others wait."
     )
 
 

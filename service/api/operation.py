@@ -10,7 +10,6 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -20,6 +19,7 @@ from service.api.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from service.api.limits import ComputeSlots
 from service.metrics import record_rejection
 from service.settings import Settings
 
@@ -144,7 +144,8 @@ async def run_operation(
     timings["read"] = received - started
     try:
         if offloads(len(body), settings):
-            return await run_in_threadpool(_respond, body, model, counted, settings)
+            slots: ComputeSlots = request.app.state.compute_slots
+            return await slots.run(_respond, body, model, counted, settings)
         return _respond(body, model, counted, settings)
     finally:
         timings["process"] = time.perf_counter() - received

@@ -33,7 +33,12 @@ def test_ready_is_ready_until_shutdown(client):
 
 def test_info_reports_version_limits_and_losses(make_client):
     settings = Settings(
-        max_body_bytes=2048, max_elements=77, max_classes=5, offload_min_elements=9
+        max_body_bytes=2048,
+        max_elements=77,
+        max_classes=5,
+        offload_min_elements=9,
+        max_in_flight=3,
+        compute_threads=4,
     )
     client = make_client(settings)
 
@@ -47,6 +52,8 @@ def test_info_reports_version_limits_and_losses(make_client):
         "max_elements": 77,
         "max_classes": 5,
         "offload_min_elements": 9,
+        "max_in_flight": 3,
+        "compute_threads": 4,
     }
     paths = {loss["name"]: loss["path"] for loss in body["losses"]}
     assert paths == {

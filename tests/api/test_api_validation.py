@@ -32,7 +32,7 @@ CASES = [
     (SIGMOID, {"x": [1], "order": 3}, ["body", "order"]),
     (SIGMOID, {"x": [1], "order": -1}, ["body", "order"]),
     (SIGMOID, {"x": [1], "order": True}, ["body", "order"]),
-    (SIGMOID, {"x": [1], "order": 1.0}, ["body", "order"]),
+    (SIGMOID, {"x": [1], "order": 1.5}, ["body", "order"]),
     (SIGMOID, {"x": [1], "order": "2"}, ["body", "order"]),
     (SIGMOID, {"x": [1], "orders": 2}, ["body", "orders"]),
     # softmax: shape of the matrix
@@ -130,7 +130,7 @@ CASES = [
     (CE, {"logits": Z, "labels": [0, 3]}, ["body", "labels", 1]),
     (CE, {"logits": Z, "labels": [-1, 0]}, ["body", "labels", 0]),
     (CE, {"logits": Z, "labels": [0, -100], "ignore_index": -1}, ["body", "labels", 1]),
-    (CE, {"logits": Z, "labels": [0, 1.0]}, ["body", "labels", 1]),
+    (CE, {"logits": Z, "labels": [0, 1.5]}, ["body", "labels", 1]),
     (CE, {"logits": Z, "labels": [True, 0]}, ["body", "labels", 0]),
     (CE, {"logits": Z, "labels": [0, 2**64]}, ["body", "labels", 1]),
     (

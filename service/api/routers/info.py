@@ -43,6 +43,8 @@ async def info(request: Request) -> ServiceInfo:
             max_elements=settings.max_elements,
             max_classes=settings.max_classes,
             offload_min_elements=settings.offload_min_elements,
+            max_in_flight=settings.max_in_flight,
+            compute_threads=settings.compute_threads,
         ),
         losses=list(LOSSES),
     )
