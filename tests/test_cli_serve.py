@@ -8,9 +8,7 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,24 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from live_server import free_port, lossgrad_command
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 README_BASE_URL = "http://127.0.0.1:8000"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def lossgrad_command() -> str:
-    script = Path(sys.executable).with_name("lossgrad")
-    assert script.exists(), "the package is not installed: run `make test`"
-    return str(script)
 
 
 class Server:

@@ -277,22 +277,23 @@ def _logits_block(
     # p = exp_shifted / (1 + rest); gradient = Σa·p - a; Hessian = Σa·p·(1 - p).
     scale = np.add(pieces.rest, 1.0)
     np.divide(1.0, scale, out=scale)
-    probabilities = pieces.exp_shifted
-    probabilities *= scale
     if hess is not None:
+        probabilities = pieces.exp_shifted
+        probabilities *= scale
         np.subtract(1.0, probabilities, out=hess)
         hess *= probabilities
         if not uniform:
             hess *= row_weight
-    if uniform:
-        gradient[...] = probabilities
-        gradient[y, columns] -= 1.0
+        np.multiply(probabilities, 1.0 if uniform else row_weight, out=gradient)
     else:
-        np.multiply(probabilities, row_weight, out=gradient)
-        if targets.coefficients is None:
-            gradient[y, columns] -= row_weight
-        else:
-            gradient -= coefficients
+        # One pass straight into the (possibly transposed) output.
+        if not uniform:
+            scale *= row_weight
+        np.multiply(pieces.exp_shifted, scale, out=gradient)
+    if targets.coefficients is None:
+        gradient[y, columns] -= 1.0 if uniform else row_weight
+    else:
+        gradient -= coefficients
 
 
 def _zero_unweighted(losses: Array, unweighted: npt.NDArray[np.bool_]) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import anyio
 import httpx
+from live_server import free_port, lossgrad_command
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,18 +21,6 @@ STOP_TIMEOUT = 20.0
 # uvicorn ends a single process by re-raising the SIGTERM it handled; its
 # supervisor of several workers exits with 0.
 CLEAN_EXITS = (0, -signal.SIGTERM)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def lossgrad_command() -> str:
-    script = Path(sys.executable).with_name("lossgrad")
-    assert script.exists(), "the package is not installed: run `make test`"
-    return str(script)
 
 
 def clean_environment(**extra: str) -> dict[str, str]:

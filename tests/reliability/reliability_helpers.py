@@ -9,7 +9,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from contextlib import ExitStack
@@ -22,6 +21,7 @@ import anyio.from_thread
 import httpx
 import orjson
 import psutil
+from live_server import free_port, lossgrad_command
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -35,18 +35,6 @@ LEAK_PATTERNS = re.compile(
     r"Traceback|File \"|\.py\b|/work/|site-packages|"
     r"(?i:uvicorn|starlette|fastapi|pydantic|python|numpy|orjson)[ /]?v?\d+\.\d+"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def lossgrad_command() -> str:
-    script = Path(sys.executable).with_name("lossgrad")
-    assert script.exists(), "the package is not installed: run `make test`"
-    return str(script)
 
 
 @dataclass
