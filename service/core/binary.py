@@ -32,8 +32,9 @@ from service.core._result import (
     reduction_scale,
 )
 
-# 16 Ki float64 = 128 KiB per buffer; the ~8 live buffers of a chunk fit in L2.
-CHUNK = 1 << 14
+# 32 Ki float64 = 256 KiB per buffer: the chunk's seven live arrays stay in the
+# L2 and L3 caches; measured here, 1 << 15 beat 1 << 13 and 1 << 14.
+CHUNK = 1 << 15
 
 # PyTorch's documented clamp of log p and log(1 - p) in binary_cross_entropy.
 LOG_FLOOR = -100.0
@@ -167,11 +168,11 @@ def binary_cross_entropy_with_logits(
     gradient = np.empty(args.n)
     hess = np.empty(args.n) if hessian else None
     size = min(CHUNK, args.n)
-    q, sign, hmt = np.empty(size), np.empty(size), np.empty(size)
+    q, sign, h = np.empty(size), np.empty(size), np.empty(size)
 
     for part, z, t, pw, w in args.chunks():
         m = z.shape[0]
-        q_, sign_, hmt_ = q[:m], sign[:m], hmt[:m]
+        q_, sign_, h_ = q[:m], sign[:m], h[:m]
         loss_, grad_ = losses[part], gradient[part]
 
         # q = σ(-|z|) = e / (1 + e) with e = exp(-|z|); log1p(e) = softplus(-|z|).
@@ -182,26 +183,26 @@ def binary_cross_entropy_with_logits(
         np.add(q_, 1.0, out=grad_)
         np.divide(q_, grad_, out=q_)
 
-        # h - t with h = (sign(z) + 1) / 2, exact in {0, 1/2, 1}.  At z = 0,
-        # h = 1/2 and q = 1/2 give σ(0) = 1/2 below, as they should.
-        np.sign(z, out=sign_)
-        np.multiply(sign_, 0.5, out=hmt_)
-        hmt_ += 0.5
+        # h = [z >= 0] and sign = 2h - 1, both exact; at z = -0.0 they are 1 and
+        # +1, and σ(-0.0) = 1 - q = 1/2 as it should be.
+        np.greater_equal(z, 0.0, out=h_, casting="unsafe")
+        np.multiply(h_, 2.0, out=sign_)
+        sign_ -= 1.0
 
         if pw is None:
             # softplus(z) - t·z = log1p(e) + z·(h - t): two terms that never
             # have opposite signs, unlike the textbook max(z, 0) - t·z + log1p(e).
-            hmt_ -= t
-            np.multiply(z, hmt_, out=grad_)
+            np.subtract(h_, t, out=h_)
+            np.multiply(z, h_, out=grad_)
             loss_ += grad_
             # (1 - t)·σ(z) - t·σ(-z) = σ(z) - t = (h - t) - sign·q.
-            np.multiply(sign_, q_, out=grad_)
-            np.subtract(hmt_, grad_, out=grad_)
+            sign_ *= q_
+            np.subtract(h_, sign_, out=grad_)
             if hess is not None:
                 np.subtract(1.0, q_, out=hess[part])
                 hess[part] *= q_
         else:
-            _logits_with_pos_weight(z, t, pw, q_, sign_, hmt_, loss_, grad_, hess, part)
+            _logits_with_pos_weight(z, t, pw, q_, sign_, h_, loss_, grad_, hess, part)
 
         if w is not None:
             loss_ *= w

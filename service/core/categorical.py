@@ -35,7 +35,7 @@ from service.core._result import (
     reduction_scale,
 )
 from service.core.binary import LOG_FLOOR, RECIPROCAL_CAP
-from service.core.softmax import check_logits, class_major_blocks, shift_logits
+from service.core.softmax import check_logits, per_row, row_blocks, shift_logits
 
 IntArray = npt.NDArray[np.int64]
 
@@ -222,14 +222,14 @@ def cross_entropy_with_logits(
     losses = np.empty(n)
     gradient = np.empty((n, c))
     hess = np.empty((n, c)) if hessian else None
-    for part, block in class_major_blocks(z):
+    for part in row_blocks(z):
         _logits_block(
-            block,
+            z[part],
             targets,
             part,
             losses[part],
-            gradient[part].T,
-            None if hess is None else hess[part].T,
+            gradient[part],
+            None if hess is None else hess[part],
         )
     return _finish(losses, gradient, hess, 0, targets, reduction)
 
@@ -242,9 +242,9 @@ def _logits_block(
     gradient: Array,
     hess: Array | None,
 ) -> None:
-    """Loss, gradient and Hessian of the rows ``part``, all class-major (C, rows)."""
+    """Loss, gradient and Hessian of the rows ``part`` of the logits."""
     pieces = shift_logits(z)
-    columns = np.arange(z.shape[1])
+    classes = z.shape[1]
     row_weight = targets.row_weight[part]
     uniform = targets.uniform
 
@@ -252,46 +252,51 @@ def _logits_block(
     # (shifted <= 0), with the rounding of z - max undone.
     if targets.coefficients is None:
         assert targets.labels is not None
-        y = targets.labels[part]
-        np.subtract(pieces.log1p_rest, pieces.shifted[y, columns], out=losses)
+        # Flat indices of the labels: 1-d fancy indexing is ~3x faster than
+        # indexing with (rows, labels).
+        at_label = np.arange(0, z.size, classes)
+        at_label += targets.labels[part]
+        np.subtract(pieces.log1p_rest, pieces.shifted.ravel()[at_label], out=losses)
         if pieces.error is not None:
-            losses -= pieces.error[y, columns]
+            losses -= pieces.error.ravel()[at_label]
         if not uniform:
             with np.errstate(invalid="ignore"):
                 losses *= row_weight
             _zero_unweighted(losses, row_weight == 0.0)
     else:
-        coefficients = targets.coefficients[part].T
+        coefficients = targets.coefficients[part]
         neg_log_p = pieces.shifted
         if pieces.error is not None:
             neg_log_p += pieces.error
-        np.subtract(pieces.log1p_rest, neg_log_p, out=neg_log_p)
+        np.subtract(per_row(pieces.log1p_rest, classes), neg_log_p, out=neg_log_p)
         with np.errstate(invalid="ignore"):
             neg_log_p *= coefficients
-        np.dot(np.ones(z.shape[0]), neg_log_p, out=losses)
+        np.dot(neg_log_p, np.ones(classes), out=losses)
         if np.isnan(losses).any():
             # -log p overflowed to inf where a = 0 (logits ~1e308 apart).
             np.copyto(neg_log_p, 0.0, where=coefficients == 0.0)
-            np.dot(np.ones(z.shape[0]), neg_log_p, out=losses)
+            np.dot(neg_log_p, np.ones(classes), out=losses)
 
     # p = exp_shifted / (1 + rest); gradient = Σa·p - a; Hessian = Σa·p·(1 - p).
     scale = np.add(pieces.rest, 1.0)
     np.divide(1.0, scale, out=scale)
     if hess is not None:
         probabilities = pieces.exp_shifted
-        probabilities *= scale
+        probabilities *= per_row(scale, classes)
         np.subtract(1.0, probabilities, out=hess)
         hess *= probabilities
         if not uniform:
-            hess *= row_weight
-        np.multiply(probabilities, 1.0 if uniform else row_weight, out=gradient)
+            hess *= per_row(row_weight, classes)
+            np.multiply(probabilities, per_row(row_weight, classes), out=gradient)
+        else:
+            gradient[...] = probabilities
     else:
-        # One pass straight into the (possibly transposed) output.
         if not uniform:
             scale *= row_weight
-        np.multiply(pieces.exp_shifted, scale, out=gradient)
+        np.multiply(pieces.exp_shifted, per_row(scale, classes), out=gradient)
     if targets.coefficients is None:
-        gradient[y, columns] -= 1.0 if uniform else row_weight
+        flat = gradient.reshape(-1)  # a view: a block of rows is contiguous
+        flat[at_label] -= 1.0 if uniform else row_weight
     else:
         gradient -= coefficients
 
