@@ -33,7 +33,9 @@ from service.settings import Settings
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 # Bytes that JSON numbers, arrays of them and whitespace are made of.
-_NUMERIC_BYTES = b"0123456789+-.eE[], \t\n\r"
+# The highest byte a JSON number or array of numbers is written with ("e").
+_HIGHEST_NUMERIC_BYTE = ord("e")
+_QUOTE = ord('"')
 _JSON_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _NON_FINITE_LITERAL = re.compile(r"[-+]?(?:NaN|Infinity)")
 # Note: orjson first builds a tree of the whole document (a padded copy of the
@@ -166,16 +168,34 @@ def holds_only_numbers(body: bytes | bytearray, document: Mapping[str, Any]) -> 
     """Whether the arrays of ``body`` hold only numbers and arrays, and no key
     appears twice.
 
-    Note: stripping every byte a number or an array can contain leaves the keys,
-    the other top-level values and the punctuation.  If what is left equals what
-    is left of the document re-encoded with its arrays emptied, the arrays held
-    nothing else: no ``true``/``false`` (which numpy would read as 1.0/0.0), no
-    ``null`` or string; and the parse dropped no duplicate key.  One C pass over
-    the bytes costs less than a type check of every element.
+    Note: a number or an array is written with digits, ``+-.eE[],`` and white
+    space, all of them bytes up to ``e`` (0x65) other than the double quote.
+    ``true``, ``false`` and ``null`` (which numpy would read as 1.0, 0.0 and
+    NaN), strings and objects each add at least one byte above ``e`` or a
+    quote.  So when the body counts as many bytes above ``e`` and as many
+    quotes as the document re-encoded with its arrays emptied, the arrays held
+    nothing else, and the parse dropped no duplicate key.  Without backslashes
+    on either side, keys and strings are re-encoded byte for byte; numbers
+    outside the arrays may be written differently, but never with a counted
+    byte.  Two vectorised counts cost a third of stripping the body.
     """
     skeleton = {k: [] if type(v) is list else v for k, v in document.items()}
-    expected = orjson.dumps(skeleton).translate(None, _NUMERIC_BYTES)
-    return body.translate(None, _NUMERIC_BYTES) == expected
+    try:
+        expected = orjson.dumps(skeleton)
+    except orjson.JSONEncodeError:
+        return False  # an integer beyond 64 bits, from the large-body parser
+    if b"\\" in body or b"\\" in expected:
+        return False
+    return _counted_bytes(body) == _counted_bytes(expected)
+
+
+def _counted_bytes(data: bytes | bytearray) -> tuple[int, int]:
+    """How many bytes of ``data`` lie above ``e``, and how many are quotes."""
+    octets = np.frombuffer(data, dtype=np.uint8)
+    return (
+        int(np.count_nonzero(octets > _HIGHEST_NUMERIC_BYTE)),
+        int(np.count_nonzero(octets == _QUOTE)),
+    )
 
 
 def _reject_duplicate_keys(body: bytes | bytearray) -> None:
