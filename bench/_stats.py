@@ -39,8 +39,16 @@ class Row:
 
     figure: str
     samples: list[float]
-    target: str
-    met: bool | None
+    target: str  # "<= 1.5", ">= 0.7", or "report" for a figure without one
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the median meets the target; ``None`` without a target."""
+        if self.target.startswith("<="):
+            return self.median <= float(self.target[2:])
+        if self.target.startswith(">="):
+            return self.median >= float(self.target[2:])
+        return None
 
     @property
     def median(self) -> float:
@@ -52,15 +60,6 @@ class Row:
         if len(self.samples) < 2 or self.median == 0:
             return 0.0
         return (max(self.samples) - min(self.samples)) / (2 * self.median)
-
-
-def check(median: float, target: str) -> bool | None:
-    """Whether ``median`` meets a target written as ``"<= 1.5"`` or ``">= 0.7"``."""
-    if target.startswith("<="):
-        return median <= float(target[2:])
-    if target.startswith(">="):
-        return median >= float(target[2:])
-    return None
 
 
 def print_table(rows: list[Row]) -> None:

@@ -21,7 +21,7 @@ import httpx
 import numpy as np
 import orjson
 
-from bench._stats import Row, best_time, check
+from bench._stats import Row, best_time
 from bench.harness import (
     Server,
     cpu_seconds,
@@ -32,6 +32,7 @@ from bench.harness import (
     uvicorn_command,
 )
 from bench.load import run_load
+from service.core import binary_cross_entropy_with_logits, cross_entropy_with_logits
 
 BCE_PATH = "/v1/losses/binary-cross-entropy"
 CE_PATH = "/v1/losses/cross-entropy"
@@ -92,8 +93,6 @@ def server_seconds(
 
 def _response_arrays(body: bytes, path: str) -> dict[str, object]:
     """The arrays the service sends back for ``body`` (computed by the core)."""
-    from service.core import binary_cross_entropy_with_logits, cross_entropy_with_logits
-
     request = orjson.loads(body)
     if path == BCE_PATH:
         result = binary_cross_entropy_with_logits(
@@ -156,13 +155,10 @@ def codec_rows(repeats: int, rng: np.random.Generator) -> list[Row]:
     with serve(lossgrad_command(), health=HEALTH) as lossgrad:
         for name, path, body, target, times in cases:
             ratios = codec_ratios(lossgrad, path, body, repeats, times, "process")
-            median = statistics.median(ratios)
-            rows.append(
-                Row(f"server time / F: {name}", ratios, target, check(median, target))
-            )
+            rows.append(Row(f"server time / F: {name}", ratios, target))
             ratios = codec_ratios(lossgrad, path, body, repeats, times, "app")
             rows.append(
-                Row(f"... including receiving the body: {name}", ratios, "report", None)
+                Row(f"... including receiving the body: {name}", ratios, "report")
             )
     command = uvicorn_command("bench.apps:straightforward_app")
     with serve(command, health=HEALTH) as plain:
@@ -173,7 +169,6 @@ def codec_rows(repeats: int, rng: np.random.Generator) -> list[Row]:
                     f"server time / F: straightforward FastAPI, {name}",
                     ratios,
                     "report",
-                    None,
                 )
             )
     return rows
@@ -201,7 +196,6 @@ def throughput_rows(
             f"({ours.throughput:.0f} vs {constant.throughput:.0f} req/s)",
             ratios,
             ">= 0.7",
-            check(statistics.median(ratios), ">= 0.7"),
         )
     ]
 
@@ -230,7 +224,6 @@ def throughput_rows(
                 f"{statistics.median(spreads):.0%} of the work)",
                 scaling,
                 "report",
-                None,
             )
         )
     return rows
@@ -275,7 +268,6 @@ def memory_rows(repeats: int, rng: np.random.Generator) -> list[Row]:
                 f"peak RSS increase / (request + response bytes), N=1e6: {label}",
                 ratios,
                 target,
-                check(statistics.median(ratios), target),
             )
         )
     return rows

@@ -1,4 +1,4 @@
-"""Make the shared helpers in this folder importable from every test folder."""
+"""Make ``support`` (helpers shared by the test folders) importable from each."""
 
 import sys
 from pathlib import Path

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import free_port, lossgrad_command
+from support import free_port, lossgrad_command, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -65,12 +65,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             time.sleep(0.1)
         yield Server(base_url, log_path)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
+        stop_process(process, STOP_TIMEOUT)
 
 
 def test_the_server_answers_over_tcp(server):

@@ -250,8 +250,10 @@ def decode_request(
     Given a :class:`RequestBody`, the bytes and the parsed lists are released
     as soon as they are no longer needed.
     """
-    release = isinstance(body, RequestBody)
-    data = body.take() if isinstance(body, RequestBody) else body
+    if isinstance(body, RequestBody):
+        data, release = body.take(), True
+    else:
+        data, release = body, False
     del body
     document = parse_json(data)
     if type(document) is not dict:

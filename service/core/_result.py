@@ -87,11 +87,9 @@ def as_float_array(values: npt.ArrayLike, name: str, ndim: int) -> Array:
     return array
 
 
-def check_label_smoothing(label_smoothing: float, upper_inclusive: bool) -> float:
-    """Return ``label_smoothing`` as a float after checking its range."""
+def check_label_smoothing(label_smoothing: float) -> float:
+    """Return ``label_smoothing`` as a float after checking it lies in [0, 1]."""
     value = float(label_smoothing)
-    in_range = 0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0
-    if not in_range:
-        bound = "[0, 1]" if upper_inclusive else "[0, 1)"
-        raise ValueError(f"label_smoothing must be in {bound}; got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1]; got {value!r}")
     return value

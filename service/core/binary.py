@@ -72,7 +72,7 @@ class _Inputs:
             )
         self.pw = _pos_weight(pos_weight, n, input_name)
         self.reduction = check_reduction(reduction)
-        self.eps = check_label_smoothing(label_smoothing, upper_inclusive=True)
+        self.eps = check_label_smoothing(label_smoothing)
         self.n = n
         self.scale = reduction_scale(self.reduction, float(n))
 

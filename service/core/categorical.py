@@ -68,7 +68,7 @@ def _prepare(
 ) -> tuple[Array, _Targets]:
     x = check_logits(inputs, input_name)
     c = x.shape[1]
-    eps = check_label_smoothing(label_smoothing, upper_inclusive=True)
+    eps = check_label_smoothing(label_smoothing)
     weights = None
     if class_weights is not None:
         weights = as_float_array(class_weights, "class_weights", 1)

@@ -8,6 +8,7 @@ import logging
 import anyio
 import pytest
 from fastapi import APIRouter
+from support import http_scope
 
 from service.app import create_app
 from service.log import JsonFormatter, configure_logging
@@ -60,20 +61,7 @@ def test_a_client_that_leaves_mid_body_is_logged_as_499(caplog):
     async def send(message):
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/sigmoid",
-        "raw_path": b"/v1/sigmoid",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope("/v1/sigmoid", [(b"content-type", b"application/json")])
 
     with caplog.at_level(logging.INFO):
         anyio.run(app, scope, receive, send)

@@ -12,8 +12,8 @@ from typing import Any
 
 import anyio
 import httpx
-from live_server import free_port, lossgrad_command
 from prometheus_client.parser import text_string_to_metric_families
+from support import free_port, lossgrad_command, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
@@ -91,14 +91,7 @@ class LiveServer:
 
     def stop(self) -> int:
         """SIGTERM, as an orchestrator stops it; SIGKILL if it hangs."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
-        return self.process.returncode
+        return stop_process(self.process, STOP_TIMEOUT)
 
 
 def call(app: Any, method: str, url: str, **kwargs: Any) -> httpx.Response:

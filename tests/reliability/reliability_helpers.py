@@ -21,7 +21,7 @@ import anyio.from_thread
 import httpx
 import orjson
 import psutil
-from live_server import free_port, lossgrad_command
+from support import free_port, lossgrad_command, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 30.0
@@ -72,13 +72,7 @@ class Server:
         self.process.send_signal(signal.SIGTERM)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
+        stop_process(self.process, STOP_TIMEOUT)
 
 
 def start_server(

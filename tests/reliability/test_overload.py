@@ -16,6 +16,7 @@ from reliability_helpers import (
     read_response,
     request_bytes,
 )
+from support import http_scope
 
 from service.api.limits import ComputeSlots, InFlightLimitMiddleware
 from service.app import create_app
@@ -111,20 +112,7 @@ def test_a_client_that_leaves_gives_its_place_back():
     async def send(message):
         pass
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/v1/sigmoid",
-        "raw_path": b"/v1/sigmoid",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = http_scope("/v1/sigmoid", [(b"content-type", b"application/json")])
 
     anyio.run(limited, scope, receive, send)
     assert limited.in_flight == 0
