@@ -71,7 +71,13 @@ def reduce_losses(losses: Array, reduction: Reduction, divisor: float) -> float 
     """Reduce per-sample ``losses`` to one number, or ``None`` for ``"none"``."""
     if reduction == "none":
         return None
-    total = float(np.sum(losses))
+    return reduce_total(float(np.sum(losses)), reduction, divisor)
+
+
+def reduce_total(total: float, reduction: Reduction, divisor: float) -> float | None:
+    """The reduced loss from the sum of the per-sample losses."""
+    if reduction == "none":
+        return None
     if reduction == "sum":
         return total
     return 0.0 if divisor == 0.0 else total / divisor

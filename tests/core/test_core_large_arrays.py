@@ -28,7 +28,7 @@ from service.core import (
     cross_entropy_with_logits,
 )
 
-N = 3 * (1 << 14) + 7
+N = 5 * (1 << 16) + 7
 
 
 def boundary_positions(n: int) -> np.ndarray:

@@ -106,6 +106,23 @@ def test_bce_pos_weight_per_element_with_soft_target() -> None:
     close(result.hessian, [3 / 8, 9 / 16])
 
 
+@pytest.mark.parametrize("zero", [0.0, -0.0])
+@pytest.mark.parametrize("pos_weight", [None, 3.0])
+def test_bce_logits_at_signed_zero(zero: float, pos_weight: float | None) -> None:
+    # z = ±0: sigma = 1/2 from either side. Targets 0, 1/2, 1 with pos_weight
+    # pw (1 when None): loss = (pw·t + 1 - t) log 2; gradient (1 - t)/2 - pw·t/2;
+    # Hessian (pw·t + 1 - t)/4.
+    pw = 1.0 if pos_weight is None else pos_weight
+    t = np.array([0.0, 0.5, 1.0])
+    result = binary_cross_entropy_with_logits(
+        np.full(3, zero), t, pos_weight=pos_weight, reduction="none", hessian=True
+    )
+    coefficient = pw * t + 1 - t
+    close(result.losses, coefficient * LOG2)
+    close(result.gradient, (1 - t) / 2 - pw * t / 2)
+    close(result.hessian, coefficient / 4)
+
+
 def test_bce_pos_weight_on_probabilities() -> None:
     # p = 3/4, t = 1, pw = 2: loss 2 log(4/3); gradient -2 / (3/4) = -8/3;
     # Hessian 2 / (3/4)**2 = 32/9.
