@@ -19,7 +19,7 @@ derivatives, where PyTorch returns NaN.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -35,7 +35,14 @@ from service.core._result import (
     reduction_scale,
 )
 from service.core.binary import LOG_FLOOR, RECIPROCAL_CAP
-from service.core.softmax import check_logits, per_row, row_blocks, shift_logits
+from service.core.softmax import (
+    UNCOMPENSATED_SPREAD,
+    check_logits,
+    per_row,
+    row_blocks,
+    shift_logits,
+    two_sum_error,
+)
 
 IntArray = npt.NDArray[np.int64]
 
@@ -55,6 +62,15 @@ class _Targets:
     coefficients: Array | None
     divisor: float
     uniform: bool = False  # every row weight is 1: plain labels, nothing ignored
+
+    def select(self, rows: slice | npt.NDArray[np.bool_]) -> _Targets:
+        """The targets of some rows only (``n`` and ``divisor`` stay the whole's)."""
+        return replace(
+            self,
+            labels=None if self.labels is None else self.labels[rows],
+            row_weight=self.row_weight[rows],
+            coefficients=None if self.coefficients is None else self.coefficients[rows],
+        )
 
 
 def _prepare(
@@ -219,14 +235,16 @@ def cross_entropy_with_logits(
     n, c = z.shape
     if n == 0:
         return _empty(targets, reduction, hessian)
+    scale = reduction_scale(reduction, targets.divisor)
     losses = np.empty(n)
     gradient = np.empty((n, c))
     hess = np.empty((n, c)) if hessian else None
+    block = _label_shift_block if targets.coefficients is None else _max_shift_block
     for part in row_blocks(z):
-        _logits_block(
+        block(
             z[part],
-            targets,
-            part,
+            targets.select(part),
+            scale,
             losses[part],
             gradient[part],
             None if hess is None else hess[part],
@@ -234,28 +252,130 @@ def cross_entropy_with_logits(
     return _finish(losses, gradient, hess, 0, targets, reduction)
 
 
-def _logits_block(
+def _label_shift_block(
     z: Array,
     targets: _Targets,
-    part: slice,
+    scale: float,
     losses: Array,
     gradient: Array,
     hess: Array | None,
 ) -> None:
-    """Loss, gradient and Hessian of the rows ``part`` of the logits."""
+    """Loss and derivatives of a block of rows with plain labels.
+
+    The rows are shifted by their label's logit instead of their maximum:
+    ``s = z - z_y`` is exactly 0 at the label, so ``-log p_y = log1p(rest)``
+    with ``rest = Σ_{c≠y} exp(s_c)``: no row maximum to find, and a confident
+    row's small loss comes out of ``log1p`` unrounded.  A row whose label
+    lies more than ~709 below another logit overflows ``exp`` and is redone
+    with :func:`_max_shift_block`.
+    """
+    assert targets.labels is not None
+    classes = z.shape[1]
+    # Flat indices of the labels: 1-d fancy indexing is ~3x faster than
+    # indexing with (rows, labels).
+    at_label = np.arange(0, z.size, classes)
+    at_label += targets.labels
+    z_label = per_row(z.ravel()[at_label], classes)
+    # Logits ~1e308 apart overflow z - z_y, and a label ~709 below another
+    # logit overflows exp: the NaN and inf that follow stay in their rows,
+    # which are redone at the end.
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = np.subtract(z, z_label)
+        error = None
+        if (
+            shifted.min() < -UNCOMPENSATED_SPREAD
+            or shifted.max() > UNCOMPENSATED_SPREAD
+        ):
+            error = two_sum_error(z, z_label, shifted)
+        exp_shifted = np.exp(shifted, out=shifted)
+        if error is not None:
+            error *= exp_shifted
+            exp_shifted += error
+        exp_shifted.reshape(-1)[at_label] = 0.0  # a view: the block is contiguous
+        rest = exp_shifted @ np.ones(classes)
+        np.log1p(rest, out=losses)
+        if not targets.uniform:
+            losses *= targets.row_weight
+
+        # p_c = exp(s_c) / (1 + rest) off the label, and at the label
+        # p_y - 1 = -rest / (1 + rest) without cancellation.
+        inverse = np.add(rest, 1.0)
+        np.divide(1.0, inverse, out=inverse)
+        weight = scale if targets.uniform else targets.row_weight * scale
+        if hess is None:
+            row_factor = np.multiply(inverse, weight)
+            np.multiply(exp_shifted, per_row(row_factor, classes), out=gradient)
+        else:
+            probabilities = exp_shifted
+            probabilities *= per_row(inverse, classes)
+            np.subtract(1.0, probabilities, out=hess)
+            hess *= probabilities
+            # p_y·(1 - p_y) = rest / (1 + rest)².
+            hess.reshape(-1)[at_label] = rest * inverse * inverse
+            _scale_rows(hess, weight)
+            np.copyto(gradient, probabilities)
+            _scale_rows(gradient, weight)
+            row_factor = np.multiply(inverse, weight)
+        gradient.reshape(-1)[at_label] = -(rest * row_factor)
+
+    overflowed = ~np.isfinite(rest)
+    if overflowed.any():
+        _redo_rows(z, targets, scale, losses, gradient, hess, overflowed)
+    if not targets.uniform:
+        _zero_unweighted(losses, targets.row_weight == 0.0)
+
+
+def _scale_rows(values: Array, weight: Array | float) -> None:
+    """Multiply each row of ``values`` by its ``weight`` (or all by one number)."""
+    if isinstance(weight, float):
+        if weight != 1.0:
+            values *= weight
+    else:
+        values *= per_row(weight, values.shape[1])
+
+
+def _redo_rows(
+    z: Array,
+    targets: _Targets,
+    scale: float,
+    losses: Array,
+    gradient: Array,
+    hess: Array | None,
+    rows: npt.NDArray[np.bool_],
+) -> None:
+    """Recompute some rows of a block with :func:`_max_shift_block`."""
+    count, classes = int(np.count_nonzero(rows)), z.shape[1]
+    out_losses, out_gradient = np.empty(count), np.empty((count, classes))
+    out_hess = None if hess is None else np.empty((count, classes))
+    _max_shift_block(
+        z[rows], targets.select(rows), scale, out_losses, out_gradient, out_hess
+    )
+    losses[rows] = out_losses
+    gradient[rows] = out_gradient
+    if hess is not None:
+        hess[rows] = out_hess
+
+
+def _max_shift_block(
+    z: Array,
+    targets: _Targets,
+    scale: float,
+    losses: Array,
+    gradient: Array,
+    hess: Array | None,
+) -> None:
+    """Loss and derivatives of a block of rows, shifted by their maxima."""
     pieces = shift_logits(z)
     classes = z.shape[1]
-    row_weight = targets.row_weight[part]
+    row_weight = targets.row_weight
     uniform = targets.uniform
 
     # -log p = lse - z = log1p(rest) - shifted - error: non-negative terms
     # (shifted <= 0), with the rounding of z - max undone.
     if targets.coefficients is None:
         assert targets.labels is not None
-        # Flat indices of the labels: 1-d fancy indexing is ~3x faster than
-        # indexing with (rows, labels).
         at_label = np.arange(0, z.size, classes)
-        at_label += targets.labels[part]
+        at_label += targets.labels
         np.subtract(pieces.log1p_rest, pieces.shifted.ravel()[at_label], out=losses)
         if pieces.error is not None:
             losses -= pieces.error.ravel()[at_label]
@@ -264,7 +384,7 @@ def _logits_block(
                 losses *= row_weight
             _zero_unweighted(losses, row_weight == 0.0)
     else:
-        coefficients = targets.coefficients[part]
+        coefficients = targets.coefficients
         neg_log_p = pieces.shifted
         if pieces.error is not None:
             neg_log_p += pieces.error
@@ -278,11 +398,11 @@ def _logits_block(
             np.dot(neg_log_p, np.ones(classes), out=losses)
 
     # p = exp_shifted / (1 + rest); gradient = Σa·p - a; Hessian = Σa·p·(1 - p).
-    scale = np.add(pieces.rest, 1.0)
-    np.divide(1.0, scale, out=scale)
+    inverse = np.add(pieces.rest, 1.0)
+    np.divide(1.0, inverse, out=inverse)
     if hess is not None:
         probabilities = pieces.exp_shifted
-        probabilities *= per_row(scale, classes)
+        probabilities *= per_row(inverse, classes)
         np.subtract(1.0, probabilities, out=hess)
         hess *= probabilities
         if not uniform:
@@ -292,13 +412,17 @@ def _logits_block(
             gradient[...] = probabilities
     else:
         if not uniform:
-            scale *= row_weight
-        np.multiply(pieces.exp_shifted, per_row(scale, classes), out=gradient)
+            inverse *= row_weight
+        np.multiply(pieces.exp_shifted, per_row(inverse, classes), out=gradient)
     if targets.coefficients is None:
         flat = gradient.reshape(-1)  # a view: a block of rows is contiguous
         flat[at_label] -= 1.0 if uniform else row_weight
     else:
-        gradient -= coefficients
+        gradient -= targets.coefficients
+    if scale != 1.0:
+        gradient *= scale
+        if hess is not None:
+            hess *= scale
 
 
 def _zero_unweighted(losses: Array, unweighted: npt.NDArray[np.bool_]) -> None:
@@ -380,6 +504,11 @@ def cross_entropy(
     gradient = inverse
     gradient *= coefficients
     np.subtract(0.0, gradient, out=gradient)
+    scale = reduction_scale(reduction, targets.divisor)
+    if scale != 1.0:
+        gradient *= scale
+        if hess is not None:
+            hess *= scale
     return _finish(losses, gradient, hess, clamped, targets, reduction)
 
 
@@ -403,10 +532,6 @@ def _finish(
     targets: _Targets,
     reduction: Reduction,
 ) -> LossResult:
-    scale = reduction_scale(reduction, targets.divisor)
-    if scale != 1.0:
-        gradient *= scale
-        if hess is not None:
-            hess *= scale
+    """The result, from per-sample derivatives already scaled for ``reduction``."""
     loss = reduce_losses(losses, reduction, targets.divisor)
     return LossResult(loss, losses, gradient, hess, clamped)

@@ -95,7 +95,7 @@ def shift_logits(logits: Array) -> ShiftedLogits:
         shifted = np.subtract(logits, row_max)
     error = None
     if shifted.min() < -UNCOMPENSATED_SPREAD:
-        error = _two_sum_error(logits, row_max, shifted)
+        error = two_sum_error(logits, row_max, shifted)
 
     exp_shifted = np.exp(shifted)
     if error is not None:
@@ -114,14 +114,14 @@ def shift_logits(logits: Array) -> ShiftedLogits:
     return ShiftedLogits(shifted, error, exp_shifted, rest, np.log1p(rest))
 
 
-def _two_sum_error(a: Array, row_max: Array, s: Array) -> Array:
-    """Exact rounding error of ``s = fl(a - row_max)`` (Knuth's two-sum)."""
+def two_sum_error(a: Array, shift: Array, s: Array) -> Array:
+    """Exact rounding error of ``s = fl(a - shift)`` (Knuth's two-sum)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        # With b = -row_max: err = (a - (s - b')) + (b - b'), b' = s - a.
+        # With b = -shift: err = (a - (s - b')) + (b - b'), b' = s - a.
         virtual_b = np.subtract(s, a)
         error = np.subtract(s, virtual_b)
         np.subtract(a, error, out=error)
-        virtual_b += row_max
+        virtual_b += shift
         error -= virtual_b
     # Where s overflowed, error is NaN; exp(s) = 0 there and needs none.
     if not np.isfinite(s).all():
