@@ -11,15 +11,16 @@ Note: converting a list of a million Python floats is the expensive part of a
 request, so nothing here loops over elements in Python on the happy path.  When
 the decoder has established that the arrays of a body hold nothing but numbers
 and nested arrays (context key :data:`NUMBERS_ONLY`), the list goes straight to
-``np.fromiter``; otherwise one C-level pass over the element types comes first,
-because numpy alone would read ``true`` as 1.0 and ``"2"`` or ``null`` as
-numbers.  Only when a check fails does a Python loop look for the culprit.
+:func:`_pack`; otherwise one C-level pass over the element types comes first,
+because a bare conversion would read ``true`` as 1.0.  Only when a check or the
+conversion fails does a Python loop look for the culprit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -112,6 +113,39 @@ def _number_problem(value: object) -> str | None:
     return None if finite else "must be a finite number within the float64 range"
 
 
+# Elements packed per struct call: the call's argument tuple (8 bytes per
+# element) stays at most 2 MiB, a fraction of the list it is copied from.
+_PACK_ELEMENTS = 1 << 18
+
+
+def _pack(
+    rows: list[Any], width: int, code: str, dtype: type[np.generic]
+) -> NDArray[Any] | None:
+    """``rows`` as a flat array, or ``None`` if an element does not convert.
+
+    ``rows`` is a list of numbers (``width`` 0) or of lists of ``width``
+    numbers.  ``code`` is the struct format of one element: ``"d"`` takes any
+    float or int that fits a float64, ``"q"`` only ints that fit an int64.
+
+    Note: ``struct.pack_into`` reads each Python number straight into the
+    array's memory, about twice as fast as ``np.fromiter``, which goes through
+    the iterator protocol one element at a time.
+    """
+    per_row = max(width, 1)
+    out = np.empty(len(rows) * per_row, dtype=dtype)
+    buffer = out.data  # a memoryview of the array's memory
+    step = max(1, _PACK_ELEMENTS // per_row)
+    try:
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step] if len(rows) > step else rows
+            values: Iterable[Any] = chain.from_iterable(part) if width else part
+            offset = start * per_row * out.itemsize
+            struct.pack_into(f"{len(part) * per_row}{code}", buffer, offset, *values)
+    except (struct.error, TypeError, OverflowError):
+        return None  # a non-number, a nested array or a number out of range
+    return out
+
+
 def _first_non_number(values: list[Any]) -> tuple[Loc, str] | None:
     for index, value in enumerate(values):
         problem = _number_problem(value)
@@ -146,11 +180,9 @@ def _vector(value: object, info: ValidationInfo) -> Float64Array:
         fail(((), "must hold at least 1 number"))
 
     if _numbers_only(info) or _NUMBER_TYPES.issuperset(map(type, value)):
-        try:
-            array = np.fromiter(value, np.float64, len(value))
-        except (TypeError, ValueError, OverflowError):
-            pass  # a nested array or an oversized integer; located below
-        else:
+        # None for a nested array or an oversized integer, located below.
+        array = _pack(value, 0, "d", np.float64)
+        if array is not None:
             if np.isfinite(array).all():
                 return _converted(array, value, info)
             fail((_first_non_finite(array), "must be a finite number"))
@@ -192,11 +224,9 @@ def _matrix(value: object, info: ValidationInfo) -> Float64Array:
 
     rows = len(value)
     if numbers_only or _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(value))):
-        try:
-            flat = np.fromiter(chain.from_iterable(value), np.float64, rows * width)
-        except (TypeError, ValueError, OverflowError):
-            pass  # a nested array or an oversized integer; located below
-        else:
+        # None for a nested array or an oversized integer, located below.
+        flat = _pack(value, width, "d", np.float64)
+        if flat is not None:
             array = flat.reshape(rows, width)
             if np.isfinite(array).all():
                 return _converted(array, value, info)
@@ -223,14 +253,11 @@ def _labels(value: object, info: ValidationInfo) -> Int64Array:
         fail(((), "must hold at least 1 integer"))
 
     if _numbers_only(info) or _INT_TYPES.issuperset(map(type, value)):
-        try:
-            array = np.asarray(value)
-        except (TypeError, ValueError, OverflowError):
-            pass  # located below
-        else:
-            # A float anywhere, or an integer beyond int64, changes the dtype.
-            if array.dtype == np.int64 and array.ndim == 1:
-                return _converted(array, value, info)
+        # None for a float (2.0 included), a nested array or an integer beyond
+        # int64; all are sorted out below.
+        array = _pack(value, 0, "q", np.int64)
+        if array is not None:
+            return _converted(array, value, info)
 
     for index, label in enumerate(value):
         # JSON Schema's "integer" includes 2.0; the schema is the contract.
