@@ -49,7 +49,7 @@ def main() -> None:
     start = time.monotonic()
     rows: list[Row] = []
     if "core" in only:
-        rows += core_rows(max(args.repeats, 3), rng)
+        rows += core_rows(max(args.repeats, 5), rng)
     if "codec" in only:
         rows += codec_rows(args.repeats, rng)
     if "throughput" in only:

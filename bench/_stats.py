@@ -4,33 +4,51 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
 def best_time(func: Callable[[], object], *, min_seconds: float = 0.05) -> float:
-    """Seconds per call of ``func``: the fastest of a few timed batches.
+    """Seconds per call of ``func``: the fastest of three timed batches.
 
     The batch size grows until one batch lasts ``min_seconds``, so short
     calls are not dominated by the clock's resolution.
     """
-    func()  # warm-up: first-touch page faults, lazy imports
-    number = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        elapsed = time.perf_counter() - start
-        if elapsed >= min_seconds:
-            break
-        number *= 2
-    best = elapsed / number
-    for _ in range(2):
-        start = time.perf_counter()
-        for _ in range(number):
-            func()
-        best = min(best, (time.perf_counter() - start) / number)
+    return best_times([func], rounds=3, min_seconds=min_seconds)[0]
+
+
+def best_times(
+    funcs: Sequence[Callable[[], object]],
+    *,
+    rounds: int = 10,
+    min_seconds: float = 0.005,
+) -> list[float]:
+    """Seconds per call of each of ``funcs``, timed in alternation.
+
+    Each round times one batch of every function in turn, and each function's
+    figure is its fastest batch.  Short batches taken in alternation make it
+    likely that every function gets some quiet moments on a busy machine,
+    and that the figures compared were taken in the same minutes.
+    """
+    numbers = []
+    for func in funcs:
+        func()  # warm-up: first-touch page faults, lazy imports
+        number = 1
+        while _batch_seconds(func, number) < min_seconds:
+            number *= 2
+        numbers.append(number)
+    best = [float("inf")] * len(funcs)
+    for _ in range(rounds):
+        for i, (func, number) in enumerate(zip(funcs, numbers, strict=True)):
+            best[i] = min(best[i], _batch_seconds(func, number) / number)
     return best
+
+
+def _batch_seconds(func: Callable[[], object], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        func()
+    return time.perf_counter() - start
 
 
 @dataclass(frozen=True)

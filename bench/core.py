@@ -2,9 +2,10 @@
 
 Each ratio is measured side by side in one run: the core call and an
 ``np.exp`` over an array of the same size (``N`` for binary losses, ``N·C``
-for categorical ones) are timed alternately, ``--repeats`` times, and the
-median and spread of the ratio are printed.  The allocator is tuned as in a
-serving process (:func:`service.runtime.tune_allocator`).
+for categorical ones) are timed in alternating short batches, each side's
+fastest batch giving one sample of the ratio; ``--repeats`` samples are taken
+and their median and spread printed.  The allocator is tuned as in a serving
+process (:func:`service.runtime.tune_allocator`).
 
     python -m bench.core [--repeats 5]
 """
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bench._stats import Row, best_time, print_table
+from bench._stats import Row, best_times, print_table
 from service.core import binary_cross_entropy_with_logits, cross_entropy_with_logits
 from service.runtime import tune_allocator
 
@@ -61,8 +62,7 @@ def core_rows(repeats: int, rng: np.random.Generator) -> list[Row]:
         out = np.empty(size)
         ratios, per_element = [], []
         for _ in range(repeats):
-            core = best_time(call)
-            exp = best_time(lambda x=x, out=out: np.exp(x, out=out))
+            core, exp = best_times([call, lambda x=x, out=out: np.exp(x, out=out)])
             ratios.append(core / exp)
             per_element.append(core / size * 1e9)
         median_ns = statistics.median(per_element)

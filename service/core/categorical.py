@@ -19,7 +19,10 @@ derivatives, where PyTorch returns NaN.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +48,12 @@ from service.core.softmax import (
 )
 
 IntArray = npt.NDArray[np.int64]
+T = TypeVar("T")
+
+# The rows of the label-shifted kernel that need no compensation (see
+# _label_shift_block): rest = Σ_{c≠y} exp(z_c - z_y) within these bounds, or 0.
+_REST_MAX = math.exp(UNCOMPENSATED_SPREAD)
+_REST_MIN = math.exp(-40.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +248,9 @@ def cross_entropy_with_logits(
     losses = np.empty(n)
     gradient = np.empty((n, c))
     hess = np.empty((n, c)) if hessian else None
-    block = _label_shift_block if targets.coefficients is None else _max_shift_block
+    compensate = False
     for part in row_blocks(z):
-        block(
+        args = (
             z[part],
             targets.select(part),
             scale,
@@ -249,25 +258,82 @@ def cross_entropy_with_logits(
             gradient[part],
             None if hess is None else hess[part],
         )
+        if targets.coefficients is None:
+            compensate = _labels_block(*args, compensate=compensate)
+        else:
+            _max_shift_block(*args)
     return _finish(losses, gradient, hess, 0, targets, reduction)
 
 
-def _label_shift_block(
+def _labels_block(
     z: Array,
     targets: _Targets,
     scale: float,
     losses: Array,
     gradient: Array,
     hess: Array | None,
-) -> None:
+    *,
+    compensate: bool,
+) -> bool:
     """Loss and derivatives of a block of rows with plain labels.
 
     The rows are shifted by their label's logit instead of their maximum:
     ``s = z - z_y`` is exactly 0 at the label, so ``-log p_y = log1p(rest)``
     with ``rest = Σ_{c≠y} exp(s_c)``: no row maximum to find, and a confident
-    row's small loss comes out of ``log1p`` unrounded.  A row whose label
-    lies more than ~709 below another logit overflows ``exp`` and is redone
-    with :func:`_max_shift_block`.
+    row's small loss comes out of ``log1p`` unrounded.
+
+    Rounding ``s`` moves ``exp(s)`` by up to ``|s|·2⁻⁵³`` relative, which
+    only shows in some rows.  With ``rest <= e³²`` no ``s`` exceeds 32, and a
+    term with ``s < -32`` has ``p < e⁻³²``, far below the absolute bound.
+    With ``rest >= e⁻⁴⁰`` the terms that make up ``rest`` lie, weighted by
+    size, within ``40 + ln C`` below the label, so ``rest`` and the loss are
+    within 6e-15 relative for ``C <= 1e5``.  ``rest = 0`` means every other
+    term is below the smallest float64.  The other rows, rare outside
+    overconfident or wrong predictions, are computed with the rounding of
+    ``s`` recovered (all of the block's rows, when they are many, or when
+    ``compensate`` says the previous block's were), and rows where ``exp``
+    overflows (a label ~709 below another logit) by :func:`_max_shift_block`.
+
+    Returns whether most rows needed the recovery: a hint for the next block.
+    """
+    rest = _label_shift(z, targets, scale, losses, gradient, hess, compensate)
+    unsure = (rest < _REST_MIN) | (rest > _REST_MAX) | np.isnan(rest)
+    unsure &= rest != 0.0
+    count = int(np.count_nonzero(unsure))
+    many = 4 * count > len(rest)  # then gathering the rows would cost more
+    if compensate or many:
+        if count and not compensate:
+            rest = _label_shift(z, targets, scale, losses, gradient, hess, True)
+        overflowed = ~np.isfinite(rest)
+    else:
+        overflowed = np.zeros(len(rest), dtype=bool)
+        if count:
+            redone = _redo_rows(
+                z, targets, scale, losses, gradient, hess, unsure, _compensated
+            )
+            overflowed[unsure] = ~np.isfinite(redone)
+    if overflowed.any():
+        _redo_rows(
+            z, targets, scale, losses, gradient, hess, overflowed, _max_shift_block
+        )
+    if not targets.uniform:
+        _zero_unweighted(losses, targets.row_weight == 0.0)
+    return many
+
+
+def _label_shift(
+    z: Array,
+    targets: _Targets,
+    scale: float,
+    losses: Array,
+    gradient: Array,
+    hess: Array | None,
+    compensate: bool,
+) -> Array:
+    """The label-shifted kernel of :func:`_labels_block`; returns ``rest``.
+
+    With ``compensate``, the rounding error of each ``s`` is recovered exactly
+    (Knuth's two-sum) and folded in as ``exp(s + err) ≈ exp(s)·(1 + err)``.
     """
     assert targets.labels is not None
     classes = z.shape[1]
@@ -278,16 +344,11 @@ def _label_shift_block(
     z_label = per_row(z.ravel()[at_label], classes)
     # Logits ~1e308 apart overflow z - z_y, and a label ~709 below another
     # logit overflows exp: the NaN and inf that follow stay in their rows,
-    # which are redone at the end.
+    # which the caller redoes.
     with np.errstate(over="ignore", invalid="ignore"):
-        shifted = np.subtract(z, z_label)
-        error = None
-        if (
-            shifted.min() < -UNCOMPENSATED_SPREAD
-            or shifted.max() > UNCOMPENSATED_SPREAD
-        ):
-            error = two_sum_error(z, z_label, shifted)
-        exp_shifted = np.exp(shifted, out=shifted)
+        exp_shifted = np.subtract(z, z_label)
+        error = two_sum_error(z, z_label, exp_shifted) if compensate else None
+        np.exp(exp_shifted, out=exp_shifted)
         if error is not None:
             error *= exp_shifted
             exp_shifted += error
@@ -316,13 +377,20 @@ def _label_shift_block(
             np.copyto(gradient, probabilities)
             _scale_rows(gradient, weight)
             row_factor = np.multiply(inverse, weight)
-        gradient.reshape(-1)[at_label] = -(rest * row_factor)
+        # 0 - x rather than -x, so that a zero gradient is +0.0, not -0.0.
+        gradient.reshape(-1)[at_label] = np.subtract(0.0, rest * row_factor)
+    return rest
 
-    overflowed = ~np.isfinite(rest)
-    if overflowed.any():
-        _redo_rows(z, targets, scale, losses, gradient, hess, overflowed)
-    if not targets.uniform:
-        _zero_unweighted(losses, targets.row_weight == 0.0)
+
+def _compensated(
+    z: Array,
+    targets: _Targets,
+    scale: float,
+    losses: Array,
+    gradient: Array,
+    hess: Array | None,
+) -> Array:
+    return _label_shift(z, targets, scale, losses, gradient, hess, True)
 
 
 def _scale_rows(values: Array, weight: Array | float) -> None:
@@ -334,6 +402,9 @@ def _scale_rows(values: Array, weight: Array | float) -> None:
         values *= per_row(weight, values.shape[1])
 
 
+_Kernel = Callable[[Array, _Targets, float, Array, Array, Array | None], T]
+
+
 def _redo_rows(
     z: Array,
     targets: _Targets,
@@ -342,18 +413,20 @@ def _redo_rows(
     gradient: Array,
     hess: Array | None,
     rows: npt.NDArray[np.bool_],
-) -> None:
-    """Recompute some rows of a block with :func:`_max_shift_block`."""
+    kernel: _Kernel[T],
+) -> T:
+    """Recompute some rows of a block with ``kernel``; return what it returns."""
     count, classes = int(np.count_nonzero(rows)), z.shape[1]
     out_losses, out_gradient = np.empty(count), np.empty((count, classes))
     out_hess = None if hess is None else np.empty((count, classes))
-    _max_shift_block(
+    returned = kernel(
         z[rows], targets.select(rows), scale, out_losses, out_gradient, out_hess
     )
     losses[rows] = out_losses
     gradient[rows] = out_gradient
     if hess is not None:
         hess[rows] = out_hess
+    return returned
 
 
 def _max_shift_block(

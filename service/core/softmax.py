@@ -3,8 +3,8 @@
 Shapes: ``logits`` is ``(N, C)``; every result is ``(N, C)`` or ``(N,)``.
 
 Note: the usual max-shifted log-sum-exp computes ``d = z - max`` in floating
-point, and ``exp`` turns the rounding error of ``d`` (up to ``|d|·2⁻⁵⁴``) into a
-relative error of the same size, 4e-14 at ``|d| = 700``.  Here the rounding
+point, and ``exp`` turns the rounding error of ``d`` (up to ``|d|·2⁻⁵³``) into a
+relative error of the same size, 8e-14 at ``|d| = 700``.  Here the rounding
 error of every subtraction is recovered exactly (Knuth's two-sum) and folded
 back in as ``exp(d + err) ≈ exp(d)·(1 + err)``, and the terms other than the
 row maximum are summed apart from it so that ``log1p`` sees them unrounded.
@@ -35,7 +35,7 @@ BLOCK_ELEMENTS = 1 << 15
 FEW_CLASSES = 64
 
 # When no logit of a block lies more than this below its row's maximum, the
-# rounding error of z - max is at most 32·2⁻⁵⁴ = 1.8e-15 relative, well inside
+# rounding error of z - max is at most 32·2⁻⁵³ = 3.6e-15 relative, well inside
 # the 1e-14 accuracy bar, and the two-sum compensation is skipped.
 UNCOMPENSATED_SPREAD = 32.0
 

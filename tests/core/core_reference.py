@@ -89,7 +89,7 @@ def moderate_spread_rows(seed: int) -> list[np.ndarray]:
     """Rows whose logits lie within 32 of their maximum.
 
     An implementation may skip compensating z - max when the spread is small
-    (the rounding is then at most 32 * 2**-54 relative), so these rows are also
+    (the rounding is then at most 32 * 2**-53 relative), so these rows are also
     evaluated in calls of their own, apart from rows spread by hundreds.
     """
     rng = np.random.default_rng(seed)
