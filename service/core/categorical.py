@@ -346,9 +346,11 @@ def _label_shift(
     # logit overflows exp: the NaN and inf that follow stay in their rows,
     # which the caller redoes.
     with np.errstate(over="ignore", invalid="ignore"):
-        exp_shifted = np.subtract(z, z_label)
-        error = two_sum_error(z, z_label, exp_shifted) if compensate else None
-        np.exp(exp_shifted, out=exp_shifted)
+        shifted = np.subtract(z, z_label)
+        error = two_sum_error(z, z_label, shifted) if compensate else None
+        # exp(s) goes straight into the gradient's memory, which becomes p and
+        # then the gradient in place.
+        exp_shifted = np.exp(shifted, out=gradient)
         if error is not None:
             error *= exp_shifted
             exp_shifted += error
@@ -365,16 +367,15 @@ def _label_shift(
         weight = scale if targets.uniform else targets.row_weight * scale
         if hess is None:
             row_factor = np.multiply(inverse, weight)
-            np.multiply(exp_shifted, per_row(row_factor, classes), out=gradient)
+            gradient *= per_row(row_factor, classes)
         else:
-            probabilities = exp_shifted
+            probabilities = gradient
             probabilities *= per_row(inverse, classes)
             np.subtract(1.0, probabilities, out=hess)
             hess *= probabilities
             # p_y·(1 - p_y) = rest / (1 + rest)².
             hess.reshape(-1)[at_label] = rest * inverse * inverse
             _scale_rows(hess, weight)
-            np.copyto(gradient, probabilities)
             _scale_rows(gradient, weight)
             row_factor = np.multiply(inverse, weight)
         # 0 - x rather than -x, so that a zero gradient is +0.0, not -0.0.
