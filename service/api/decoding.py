@@ -36,6 +36,10 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # The highest byte a JSON number or array of numbers is written with ("e").
 _HIGHEST_NUMERIC_BYTE = ord("e")
 _QUOTE = ord('"')
+_UNCOUNTED_BYTES = bytes(b for b in range(_HIGHEST_NUMERIC_BYTE + 1) if b != _QUOTE)
+# Below this size bytes.translate counts faster than numpy, whose fixed cost per
+# call is a few microseconds (measured: 0.7 against 3.2 us at 1.5 KB).
+_SMALL_BODY_BYTES = 8 * 1024
 _JSON_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _NON_FINITE_LITERAL = re.compile(r"[-+]?(?:NaN|Infinity)")
 # Note: orjson first builds a tree of the whole document (a padded copy of the
@@ -172,12 +176,13 @@ def holds_only_numbers(body: bytes | bytearray, document: Mapping[str, Any]) -> 
     space, all of them bytes up to ``e`` (0x65) other than the double quote.
     ``true``, ``false`` and ``null`` (which numpy would read as 1.0, 0.0 and
     NaN), strings and objects each add at least one byte above ``e`` or a
-    quote.  So when the body counts as many bytes above ``e`` and as many
-    quotes as the document re-encoded with its arrays emptied, the arrays held
-    nothing else, and the parse dropped no duplicate key.  Without backslashes
-    on either side, keys and strings are re-encoded byte for byte; numbers
-    outside the arrays may be written differently, but never with a counted
-    byte.  Two vectorised counts cost a third of stripping the body.
+    quote.  Without backslashes on either side, keys and strings are
+    re-encoded byte for byte; numbers outside the arrays may be written
+    differently, but never with a counted byte.  So the body counts at least as
+    many bytes above ``e`` and quotes as the document re-encoded with its
+    arrays emptied, more by what its arrays hold other than numbers and by any
+    key the parse dropped as a duplicate: the counts are equal only when there
+    is neither.
     """
     skeleton = {k: [] if type(v) is list else v for k, v in document.items()}
     try:
@@ -189,12 +194,13 @@ def holds_only_numbers(body: bytes | bytearray, document: Mapping[str, Any]) -> 
     return _counted_bytes(body) == _counted_bytes(expected)
 
 
-def _counted_bytes(data: bytes | bytearray) -> tuple[int, int]:
-    """How many bytes of ``data`` lie above ``e``, and how many are quotes."""
+def _counted_bytes(data: bytes | bytearray) -> int:
+    """How many bytes of ``data`` lie above ``e`` or are quotes."""
+    if len(data) < _SMALL_BODY_BYTES:
+        return len(data.translate(None, _UNCOUNTED_BYTES))
     octets = np.frombuffer(data, dtype=np.uint8)
-    return (
-        int(np.count_nonzero(octets > _HIGHEST_NUMERIC_BYTE)),
-        int(np.count_nonzero(octets == _QUOTE)),
+    return int(np.count_nonzero(octets > _HIGHEST_NUMERIC_BYTE)) + int(
+        np.count_nonzero(octets == _QUOTE)
     )
 
 
@@ -279,8 +285,7 @@ def _check_finite(name: str, value: object) -> None:
     if isinstance(value, np.ndarray):
         # One sum is cheaper than isfinite over the array; only if the sum is
         # not finite (a non-finite element, or an overflow of the sum) look closer.
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = float(np.sum(value))
+        total = float(np.add.reduce(value, axis=None))
         if math.isfinite(total) or np.isfinite(value).all():
             return
     elif not isinstance(value, float) or math.isfinite(value):
@@ -297,8 +302,9 @@ def encode_result(payload: Mapping[str, object]) -> bytes:
     orjson would write a non-finite float as ``null`` and so turn an overflow
     into a wrong answer; a 422 is the honest reply.
     """
-    for name, value in payload.items():
-        _check_finite(name, value)
+    with np.errstate(over="ignore", invalid="ignore"):  # a sum may overflow
+        for name, value in payload.items():
+            _check_finite(name, value)
     return orjson.dumps(
         {
             k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v

@@ -71,7 +71,7 @@ def reduce_losses(losses: Array, reduction: Reduction, divisor: float) -> float 
     """Reduce per-sample ``losses`` to one number, or ``None`` for ``"none"``."""
     if reduction == "none":
         return None
-    return reduce_total(float(np.sum(losses)), reduction, divisor)
+    return reduce_total(float(np.add.reduce(losses)), reduction, divisor)
 
 
 def reduce_total(total: float, reduction: Reduction, divisor: float) -> float | None:

@@ -24,6 +24,14 @@ def only_numbers(body: bytes) -> bool:
     return holds_only_numbers(body, orjson.loads(body))
 
 
+def padded(body: bytes, size: int) -> bytes:
+    """``body`` with an array of zeros inserted first, ``size`` bytes or more long
+    (small and large bodies are counted by different code)."""
+    zeros = b",".join([b"0"] * (size // 2))
+    return b'{"pad": [' + zeros + b"], " + body[1:]
+
+
+@pytest.mark.parametrize("size", [0, 64 * 1024])
 @pytest.mark.parametrize(
     "body",
     [
@@ -33,10 +41,11 @@ def only_numbers(body: bytes) -> bool:
         b'{"logits": [1E5], "targets": [0.5], "hessian": true, "weights": null}',
     ],
 )
-def test_bodies_of_numbers_pass_the_byte_check(body):
-    assert only_numbers(body)
+def test_bodies_of_numbers_pass_the_byte_check(body, size):
+    assert only_numbers(padded(body, size) if size else body)
 
 
+@pytest.mark.parametrize("size", [0, 64 * 1024])
 @pytest.mark.parametrize(
     "body",
     [
@@ -49,8 +58,8 @@ def test_bodies_of_numbers_pass_the_byte_check(body):
         b'{"hessian": true, "x": [true]}',
     ],
 )
-def test_anything_else_in_arrays_fails_the_byte_check(body):
-    assert not only_numbers(body)
+def test_anything_else_in_arrays_fails_the_byte_check(body, size):
+    assert not only_numbers(padded(body, size) if size else body)
 
 
 @pytest.mark.parametrize("trusted", [True, False])
