@@ -4,11 +4,15 @@
   a FastAPI user would first write it: FastAPI's default body parsing into a
   Pydantic model of ``list[float]``, the same core maths, and a Pydantic
   response model built from ``.tolist()``.
-- :data:`constant_app` returns a constant JSON document: the ceiling of what
-  FastAPI and uvicorn can serve on this machine.
+- :data:`constant_app` returns a constant JSON document from a plain ``def``
+  endpoint, which FastAPI runs in its thread pool: the reference of the
+  throughput target.
+- :data:`async_constant_app` does the same from an ``async def`` endpoint,
+  run on the event loop with no thread hop: the ceiling of what FastAPI and
+  uvicorn can serve on this machine, reported alongside.
 
 The first reports its own time in a ``Server-Timing`` header, as lossgrad does;
-the second has no middleware at all.
+the constant apps have no middleware at all.
 """
 
 from __future__ import annotations
@@ -115,4 +119,17 @@ def constant_bce() -> dict[str, float | None]:
 
 @constant_app.get("/health/live")
 def constant_live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async_constant_app = FastAPI()
+
+
+@async_constant_app.post("/v1/losses/binary-cross-entropy")
+async def async_constant_bce() -> dict[str, float | None]:
+    return _CONSTANT
+
+
+@async_constant_app.get("/health/live")
+async def async_constant_live() -> dict[str, str]:
     return {"status": "ok"}
