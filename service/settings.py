@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     graceful_timeout: float = Field(default=30.0, gt=0)
     tune_malloc: bool = Field(
         default=True,
-        description="Keep large arrays in the heap between requests (glibc only).",
+        description=(
+            "Keep large arrays in one heap between requests and threads (glibc only)."
+        ),
     )
 
     # Secret, so that a repr or a dump of the settings never shows a key.
