@@ -182,34 +182,50 @@ def codec_rows(repeats: int, rng: np.random.Generator) -> list[Row]:
 def throughput_rows(
     repeats: int, rng: np.random.Generator, seconds: float
 ) -> list[Row]:
-    """lossgrad / constant endpoint at N = 64, and two workers / one."""
+    """lossgrad / constant endpoints at N = 64, and two workers / one.
+
+    The three servers run side by side and are loaded in turn, in windows of a
+    second; each sample compares their best windows, so that a spell of load
+    from elsewhere on the machine does not fall on one side only.
+    """
     body = bce_body(64, rng)
     load = dict(connections=16, max_requests=200_000, max_seconds=seconds)
+    window = {**load, "max_seconds": 1.0}
+    windows = max(2, round(seconds))
 
     ratios, ceiling_ratios = [], []
+    commands = {
+        "lossgrad": lossgrad_command(),
+        "constant": uvicorn_command("bench.apps:constant_app"),
+        "ceiling": uvicorn_command("bench.apps:async_constant_app"),
+    }
+    best: dict[str, float] = {}
     for _ in range(repeats):
-        with serve(lossgrad_command(), health=HEALTH) as server:
-            run_load(server.url, BCE_PATH, body, **{**load, "max_seconds": 1.0})
-            ours = run_load(server.url, BCE_PATH, body, **load)
-        with serve(uvicorn_command("bench.apps:constant_app"), health=HEALTH) as server:
-            run_load(server.url, BCE_PATH, body, **{**load, "max_seconds": 1.0})
-            constant = run_load(server.url, BCE_PATH, body, **load)
-        command = uvicorn_command("bench.apps:async_constant_app")
-        with serve(command, health=HEALTH) as server:
-            run_load(server.url, BCE_PATH, body, **{**load, "max_seconds": 1.0})
-            ceiling = run_load(server.url, BCE_PATH, body, **load)
-        ratios.append(ours.throughput / constant.throughput)
-        ceiling_ratios.append(ours.throughput / ceiling.throughput)
+        with (
+            serve(commands["lossgrad"], health=HEALTH) as ours,
+            serve(commands["constant"], health=HEALTH) as constant,
+            serve(commands["ceiling"], health=HEALTH) as ceiling,
+        ):
+            servers = {"lossgrad": ours, "constant": constant, "ceiling": ceiling}
+            for server in servers.values():
+                run_load(server.url, BCE_PATH, body, **window)  # warm-up
+            best = dict.fromkeys(servers, 0.0)
+            for _ in range(windows):
+                for name, server in servers.items():
+                    result = run_load(server.url, BCE_PATH, body, **window)
+                    best[name] = max(best[name], result.throughput)
+        ratios.append(best["lossgrad"] / best["constant"])
+        ceiling_ratios.append(best["lossgrad"] / best["ceiling"])
     rows = [
         Row(
             "throughput N=64, 16 connections, 1 worker: lossgrad / constant endpoint "
-            f"({ours.throughput:.0f} vs {constant.throughput:.0f} req/s)",
+            f"({best['lossgrad']:.0f} vs {best['constant']:.0f} req/s)",
             ratios,
             ">= 0.7",
         ),
         Row(
             "... lossgrad / async constant endpoint, no thread hop "
-            f"({ours.throughput:.0f} vs {ceiling.throughput:.0f} req/s)",
+            f"({best['lossgrad']:.0f} vs {best['ceiling']:.0f} req/s)",
             ceiling_ratios,
             "report",
         ),
