@@ -20,9 +20,7 @@ derivatives, where PyTorch returns NaN.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +46,6 @@ from service.core.softmax import (
 )
 
 IntArray = npt.NDArray[np.int64]
-T = TypeVar("T")
 
 # The rows of the label-shifted kernel that need no compensation (see
 # _label_shift_block): rest = Σ_{c≠y} exp(z_c - z_y) within these bounds, or 0.
@@ -80,6 +77,38 @@ class _Targets:
             row_weight=self.row_weight[rows],
             coefficients=None if self.coefficients is None else self.coefficients[rows],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Block:
+    """A block of rows: its logits, targets and the reduction's scale, and the
+    slices of the results that its kernel fills in."""
+
+    z: Array
+    targets: _Targets
+    scale: float
+    losses: Array
+    gradient: Array
+    hess: Array | None
+
+    def rows(self, rows: npt.NDArray[np.bool_]) -> _Block:
+        """Some of the rows, with arrays of their own for the results."""
+        count, classes = int(np.count_nonzero(rows)), self.z.shape[1]
+        return _Block(
+            self.z[rows],
+            self.targets.select(rows),
+            self.scale,
+            np.empty(count),
+            np.empty((count, classes)),
+            None if self.hess is None else np.empty((count, classes)),
+        )
+
+    def put(self, rows: npt.NDArray[np.bool_], part: _Block) -> None:
+        """Copy the results of ``part``, made by :meth:`rows`, into those rows."""
+        self.losses[rows] = part.losses
+        self.gradient[rows] = part.gradient
+        if self.hess is not None:
+            self.hess[rows] = part.hess
 
 
 def _prepare(
@@ -250,7 +279,7 @@ def cross_entropy_with_logits(
     hess = np.empty((n, c)) if hessian else None
     compensate = False
     for part in row_blocks(z):
-        args = (
+        block = _Block(
             z[part],
             targets.select(part),
             scale,
@@ -259,22 +288,13 @@ def cross_entropy_with_logits(
             None if hess is None else hess[part],
         )
         if targets.coefficients is None:
-            compensate = _labels_block(*args, compensate=compensate)
+            compensate = _labels_block(block, compensate)
         else:
-            _max_shift_block(*args)
+            _max_shift_block(block)
     return _finish(losses, gradient, hess, 0, targets, reduction)
 
 
-def _labels_block(
-    z: Array,
-    targets: _Targets,
-    scale: float,
-    losses: Array,
-    gradient: Array,
-    hess: Array | None,
-    *,
-    compensate: bool,
-) -> bool:
+def _labels_block(block: _Block, compensate: bool) -> bool:
     """Loss and derivatives of a block of rows with plain labels.
 
     The rows are shifted by their label's logit instead of their maximum:
@@ -296,45 +316,39 @@ def _labels_block(
 
     Returns whether most rows needed the recovery: a hint for the next block.
     """
-    rest = _label_shift(z, targets, scale, losses, gradient, hess, compensate)
+    rest = _label_shift(block, compensate)
     unsure = (rest < _REST_MIN) | (rest > _REST_MAX) | np.isnan(rest)
     unsure &= rest != 0.0
     count = int(np.count_nonzero(unsure))
     many = 4 * count > len(rest)  # then gathering the rows would cost more
     if compensate or many:
         if count and not compensate:
-            rest = _label_shift(z, targets, scale, losses, gradient, hess, True)
+            rest = _label_shift(block, True)
         overflowed = ~np.isfinite(rest)
     else:
         overflowed = np.zeros(len(rest), dtype=bool)
         if count:
-            redone = _redo_rows(
-                z, targets, scale, losses, gradient, hess, unsure, _compensated
-            )
-            overflowed[unsure] = ~np.isfinite(redone)
+            part = block.rows(unsure)
+            overflowed[unsure] = ~np.isfinite(_label_shift(part, True))
+            block.put(unsure, part)
     if overflowed.any():
-        _redo_rows(
-            z, targets, scale, losses, gradient, hess, overflowed, _max_shift_block
-        )
+        part = block.rows(overflowed)
+        _max_shift_block(part)
+        block.put(overflowed, part)
+    targets = block.targets
     if not targets.uniform:
-        _zero_unweighted(losses, targets.row_weight == 0.0)
+        _zero_unweighted(block.losses, targets.row_weight == 0.0)
     return many
 
 
-def _label_shift(
-    z: Array,
-    targets: _Targets,
-    scale: float,
-    losses: Array,
-    gradient: Array,
-    hess: Array | None,
-    compensate: bool,
-) -> Array:
+def _label_shift(block: _Block, compensate: bool) -> Array:
     """The label-shifted kernel of :func:`_labels_block`; returns ``rest``.
 
     With ``compensate``, the rounding error of each ``s`` is recovered exactly
     (Knuth's two-sum) and folded in as ``exp(s + err) ≈ exp(s)·(1 + err)``.
     """
+    z, targets, scale = block.z, block.targets, block.scale
+    losses, gradient, hess = block.losses, block.gradient, block.hess
     assert targets.labels is not None
     classes = z.shape[1]
     # Flat indices of the labels: 1-d fancy indexing is ~3x faster than
@@ -383,17 +397,6 @@ def _label_shift(
     return rest
 
 
-def _compensated(
-    z: Array,
-    targets: _Targets,
-    scale: float,
-    losses: Array,
-    gradient: Array,
-    hess: Array | None,
-) -> Array:
-    return _label_shift(z, targets, scale, losses, gradient, hess, True)
-
-
 def _scale_rows(values: Array, weight: Array | float) -> None:
     """Multiply each row of ``values`` by its ``weight`` (or all by one number)."""
     if isinstance(weight, float):
@@ -403,42 +406,10 @@ def _scale_rows(values: Array, weight: Array | float) -> None:
         values *= per_row(weight, values.shape[1])
 
 
-_Kernel = Callable[[Array, _Targets, float, Array, Array, Array | None], T]
-
-
-def _redo_rows(
-    z: Array,
-    targets: _Targets,
-    scale: float,
-    losses: Array,
-    gradient: Array,
-    hess: Array | None,
-    rows: npt.NDArray[np.bool_],
-    kernel: _Kernel[T],
-) -> T:
-    """Recompute some rows of a block with ``kernel``; return what it returns."""
-    count, classes = int(np.count_nonzero(rows)), z.shape[1]
-    out_losses, out_gradient = np.empty(count), np.empty((count, classes))
-    out_hess = None if hess is None else np.empty((count, classes))
-    returned = kernel(
-        z[rows], targets.select(rows), scale, out_losses, out_gradient, out_hess
-    )
-    losses[rows] = out_losses
-    gradient[rows] = out_gradient
-    if hess is not None:
-        hess[rows] = out_hess
-    return returned
-
-
-def _max_shift_block(
-    z: Array,
-    targets: _Targets,
-    scale: float,
-    losses: Array,
-    gradient: Array,
-    hess: Array | None,
-) -> None:
+def _max_shift_block(block: _Block) -> None:
     """Loss and derivatives of a block of rows, shifted by their maxima."""
+    z, targets, scale = block.z, block.targets, block.scale
+    losses, gradient, hess = block.losses, block.gradient, block.hess
     pieces = shift_logits(z)
     classes = z.shape[1]
     row_weight = targets.row_weight

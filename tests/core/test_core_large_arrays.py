@@ -155,13 +155,21 @@ def test_ce_logits_large_array() -> None:
     weights = np.array([0.5, 2.0, 1.0, 3.0])
     special = boundary_positions(rows)
     planted = special[(special > 1 << 12) & (special < 1 << 14)]
+    # With their labels: None keeps the random one. The last two need the
+    # rounding of z - z_y recovered (a label ~700 below two near-tied classes,
+    # a label 700 above the rest) and sit among thousands of rows that do not.
     spread_rows = [
-        [1e-10, -700.0, 0.0, 3.0],
-        [1e300, -1e300, 0.0, 1.0],
-        [-745.0, 0.0, 1e-300, -36.0],
+        ([1e-10, -700.0, 0.0, 3.0], None),
+        ([1e300, -1e300, 0.0, 1.0], None),
+        ([-745.0, 0.0, 1e-300, -36.0], None),
+        ([700.3, 700.1, 1e-10, 1.0], 2),
+        ([1e-10, -700.0, -700.2, -745.0], 0),
     ]
     for k, i in enumerate(planted):
-        z[i] = spread_rows[k % len(spread_rows)]
+        row, label = spread_rows[k % len(spread_rows)]
+        z[i] = row
+        if label is not None:
+            labels[i] = label
 
     result = cross_entropy_with_logits(
         z,
