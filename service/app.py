@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -81,8 +82,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info("lossgrad stopped")
 
 
+def telemetry_options(enabled: bool) -> dict[str, Any]:
+    """The keyword that turns FastAPI's native OpenTelemetry off unless
+    ``enabled``; nothing for FastAPI releases that have none."""
+    if enabled or "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` default to those of the environment."""
+    settings = settings or get_settings()
     app = LossgradApp(
         title="lossgrad",
         version=service_version(),
@@ -91,8 +101,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
         docs_url=None,  # install_docs serves both pages without CDNs
         redoc_url=None,
+        **telemetry_options(settings.opentelemetry),
     )
-    settings = app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.ready = True
     install_error_handlers(app)
     for router in ROUTERS:
