@@ -193,11 +193,10 @@ def binary_cross_entropy_with_logits(
     scratch_bits = scratch.view(np.int64)
     z_bits_all, gradient_bits = args.x.view(np.int64), gradient.view(np.int64)
 
-    # Note: e lives in the loss chunk until log1p replaces it, so that the
-    # output chunks are first written by exp and by the division, whose
+    # Note: e lives in the gradient chunk until the division replaces it, so
+    # that the output chunks are first written by exp and by log1p, whose
     # arithmetic hides the cost of bringing those lines into the cache, and the
-    # scratch is the only other array a chunk touches (measured side by side
-    # against three scratch arrays: 5 to 10 % faster at N = 1e5 and 1e6).
+    # scratch is the only other array a chunk touches.
     for part, z, t, pw, w in args.chunks():
         m = z.shape[0]
         s, s_bits = scratch[:m], scratch_bits[:m]
@@ -207,10 +206,10 @@ def binary_cross_entropy_with_logits(
 
         # e = exp(-|z|); q = e / (1 + e) = σ(-|z|); log1p(e) = softplus(-|z|).
         np.bitwise_or(z_bits, SIGN_BIT, out=s_bits)  # -|z|
-        np.exp(s, out=loss_)
-        np.add(loss_, 1.0, out=s)
-        np.divide(loss_, s, out=grad_)  # q
-        np.log1p(loss_, out=loss_)
+        np.exp(s, out=grad_)
+        np.log1p(grad_, out=loss_)
+        np.add(grad_, 1.0, out=s)
+        np.divide(grad_, s, out=grad_)  # q
         if hess_ is not None:
             np.subtract(1.0, grad_, out=hess_)
             hess_ *= grad_  # σ(z)·σ(-z) = q·(1 - q)
