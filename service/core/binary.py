@@ -214,11 +214,12 @@ def binary_cross_entropy_with_logits(
             np.subtract(1.0, grad_, out=hess_)
             hess_ *= grad_  # σ(z)·σ(-z) = q·(1 - q)
 
-        # h = [z >= 0] and r = sign(z)·q, both read off the sign bit, so that
-        # they agree at z = -0.0 too (h = 0, r = -1/2, σ(-0.0) = h - r = 1/2).
+        # r = sign(z)·q and h = [z >= 0], both read off the sign bit of z, so
+        # that they agree at z = -0.0 too (h = 0, r = -1/2, σ(-0.0) = h - r =
+        # 1/2).  h is read off r, which has that sign bit and is still in cache.
         np.bitwise_and(z_bits, SIGN_BIT, out=s_bits)
         np.bitwise_or(grad_bits, s_bits, out=grad_bits)  # r
-        np.greater_equal(z_bits, 0, out=s, casting="unsafe")  # h
+        np.greater_equal(grad_bits, 0, out=s, casting="unsafe")  # h
 
         if pw is None:
             # softplus(z) - t·z = log1p(e) + z·(h - t): two terms that never
