@@ -8,6 +8,7 @@ array that the caller owns.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -17,6 +18,12 @@ import numpy.typing as npt
 Array = npt.NDArray[np.float64]
 Reduction = Literal["none", "sum", "mean"]
 REDUCTIONS: Final[tuple[Reduction, ...]] = ("none", "sum", "mean")
+
+# Note: numpy's allocations start on 16-byte boundaries, so most 64-byte vector
+# loads and stores of an AVX-512 loop straddle two cache lines.  Outputs and
+# scratch that start on a 64-byte boundary made binary cross-entropy on logits
+# 5 % faster at N = 1e5 and 1e6 (bench/core.py, side by side).
+ALIGNMENT: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +52,16 @@ class LossResult:
     gradient: Array
     hessian: Array | None
     clamped: int
+
+
+def empty_aligned(shape: int | tuple[int, ...]) -> Array:
+    """An uninitialised float64 array whose data starts on an :data:`ALIGNMENT`
+    boundary (a view into a buffer at most 56 bytes longer)."""
+    dims = (shape,) if isinstance(shape, int) else shape
+    count = math.prod(dims)
+    buffer = np.empty(count + ALIGNMENT // 8)
+    start = (-buffer.ctypes.data % ALIGNMENT) // 8
+    return buffer[start : start + count].reshape(dims)
 
 
 def check_reduction(reduction: str) -> Reduction:

@@ -29,6 +29,7 @@ from service.core._result import (
     as_float_array,
     check_label_smoothing,
     check_reduction,
+    empty_aligned,
     reduce_total,
     reduction_scale,
 )
@@ -185,11 +186,11 @@ def binary_cross_entropy_with_logits(
     args = _Inputs(
         logits, "logits", targets, weights, pos_weight, label_smoothing, reduction
     )
-    losses = np.empty(args.n)
-    gradient = np.empty(args.n)
-    hess = np.empty(args.n) if hessian else None
+    losses = empty_aligned(args.n)
+    gradient = empty_aligned(args.n)
+    hess = empty_aligned(args.n) if hessian else None
     # One scratch chunk: every intermediate lives in it or in the output chunks.
-    scratch = np.empty(min(CHUNK, args.n))
+    scratch = empty_aligned(min(CHUNK, args.n))
     scratch_bits = scratch.view(np.int64)
     z_bits_all, gradient_bits = args.x.view(np.int64), gradient.view(np.int64)
 
@@ -323,9 +324,9 @@ def binary_cross_entropy(
         label_smoothing,
         reduction,
     )
-    losses = np.empty(args.n)
-    gradient = np.empty(args.n)
-    hess = np.empty(args.n) if hessian else None
+    losses = empty_aligned(args.n)
+    gradient = empty_aligned(args.n)
+    hess = empty_aligned(args.n) if hessian else None
     clamped = 0
 
     # 1/p overflows for subnormal p and divides by zero at p = 0; both are capped.

@@ -32,6 +32,7 @@ from service.core._result import (
     as_float_array,
     check_label_smoothing,
     check_reduction,
+    empty_aligned,
     reduce_losses,
     reduction_scale,
 )
@@ -274,9 +275,9 @@ def cross_entropy_with_logits(
     if n == 0:
         return _empty(targets, reduction, hessian)
     scale = reduction_scale(reduction, targets.divisor)
-    losses = np.empty(n)
-    gradient = np.empty((n, c))
-    hess = np.empty((n, c)) if hessian else None
+    losses = empty_aligned(n)
+    gradient = empty_aligned((n, c))
+    hess = empty_aligned((n, c)) if hessian else None
     compensate = False
     for part in row_blocks(z):
         block = _Block(
