@@ -24,6 +24,10 @@ REDUCTIONS: Final[tuple[Reduction, ...]] = ("none", "sum", "mean")
 # scratch that start on a 64-byte boundary made binary cross-entropy on logits
 # 5 % faster at N = 1e5 and 1e6 (bench/core.py, side by side).
 ALIGNMENT: Final = 64
+# Below this many elements an array is a few cache lines of a call dominated by
+# fixed costs, and finding a buffer's address (1 µs through ``ndarray.ctypes``)
+# would cost more than the alignment saves: those arrays come from np.empty.
+ALIGNED_FROM: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +60,12 @@ class LossResult:
 
 def empty_aligned(shape: int | tuple[int, ...]) -> Array:
     """An uninitialised float64 array whose data starts on an :data:`ALIGNMENT`
-    boundary (a view into a buffer at most 56 bytes longer)."""
+    boundary (a view into a buffer at most 56 bytes longer), if it has at least
+    :data:`ALIGNED_FROM` elements."""
     dims = (shape,) if isinstance(shape, int) else shape
     count = math.prod(dims)
+    if count < ALIGNED_FROM:
+        return np.empty(dims)
     buffer = np.empty(count + ALIGNMENT // 8)
     start = (-buffer.ctypes.data % ALIGNMENT) // 8
     return buffer[start : start + count].reshape(dims)

@@ -1,4 +1,5 @@
-"""The core's outputs start on 64-byte boundaries, whatever numpy's allocator gives."""
+"""The core's large outputs start on 64-byte boundaries, whatever numpy's
+allocator gives."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from service.core import (
     binary_cross_entropy_with_logits,
     cross_entropy_with_logits,
 )
-from service.core._result import ALIGNMENT, empty_aligned
+from service.core._result import ALIGNED_FROM, ALIGNMENT, empty_aligned
 
 
-@pytest.mark.parametrize("shape", [1, 7, 8, 1000, 131_073, (3, 5), (1000, 10)])
+@pytest.mark.parametrize(
+    "shape",
+    [ALIGNED_FROM, ALIGNED_FROM + 1, 131_073, (ALIGNED_FROM // 8, 8), (1000, 10)],
+)
 def test_empty_aligned_has_the_shape_and_alignment(
     shape: int | tuple[int, ...],
 ) -> None:
@@ -27,15 +31,23 @@ def test_empty_aligned_has_the_shape_and_alignment(
         assert array.flags.c_contiguous and array.flags.writeable
 
 
+@pytest.mark.parametrize("shape", [1, 7, ALIGNED_FROM - 1, (3, 5)])
+def test_small_arrays_have_the_shape(shape: int | tuple[int, ...]) -> None:
+    array = empty_aligned(shape)
+    assert array.shape == ((shape,) if isinstance(shape, int) else shape)
+    assert array.dtype == np.float64 and array.flags.c_contiguous
+
+
 def test_loss_outputs_are_aligned() -> None:
     rng = np.random.default_rng(7)
-    z = rng.normal(size=1001)
-    t = rng.random(1001)
+    n = ALIGNED_FROM + 1001
+    z = rng.normal(size=n)
+    t = rng.random(n)
     results = [
         binary_cross_entropy_with_logits(z, t, hessian=True),
         binary_cross_entropy(1 / (1 + np.exp(-z)), t, hessian=True),
         cross_entropy_with_logits(
-            rng.normal(size=(101, 7)), labels=rng.integers(0, 7, 101), hessian=True
+            rng.normal(size=(n, 7)), labels=rng.integers(0, 7, n), hessian=True
         ),
     ]
     for result in results:
