@@ -149,12 +149,12 @@ def test_ce_logits_large_array() -> None:
     # some blocks of rows hold only moderate rows and others mix both kinds.
     rng = np.random.default_rng(43)
     classes = 4
-    rows = 3 * (1 << 13) + 5
+    rows = 3 * (1 << 15) + 5
     z = rng.uniform(-10.0, 10.0, (rows, classes))
     labels = rng.integers(0, classes, rows)
     weights = np.array([0.5, 2.0, 1.0, 3.0])
     special = boundary_positions(rows)
-    planted = special[(special > 1 << 12) & (special < 1 << 14)]
+    planted = special[(special > 1 << 14) & (special < 1 << 16)]
     # With their labels: None keeps the random one. The last two need the
     # rounding of z - z_y recovered (a label ~700 below two near-tied classes,
     # a label 700 above the rest) and sit among thousands of rows that do not.
